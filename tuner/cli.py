@@ -1,0 +1,188 @@
+"""The ``privtune`` command line: one small class per command.
+
+Exit codes (one place): 0 success, 2 bad config or data, 3 no adequate
+defense found, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from defenses import InvalidDefenseError
+from tuner.config import RunConfig, config_to_dict, load_config
+from tuner.errors import ConfigError, NoAdequateDefenseError, PrivtuneError
+from tuner.export import FORMATS, recommendation_document, render, write_recommendation
+from tuner.progress import ProgressPrinter
+from tuner.report import frontier_rows, render_table, summary_lines, write_reports
+from tuner.run_folder import RunFolder, write_atomic
+from tuner.tensorboard import TensorBoardLogger
+from tuner.tune import Prepared, Recommendation, prepare, recommend, run_study
+
+RUN_CONFIG = "config.yaml"
+
+
+class Command:
+    """One sub-command: its arguments and its action, which returns the exit code."""
+
+    name: str
+    help: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        raise NotImplementedError
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+class Tune(Command):
+    name = "tune"
+    help = "search the defense space and recommend the weakest adequate defense"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("config", nargs="?", help="YAML config (default: the built-in digits config)")
+        parser.add_argument("--trials", type=int, help="trials to add in this run (default: study.trials)")
+        parser.add_argument("--out", type=Path, help="run folder (default: runs/<study.name>)")
+        parser.add_argument("--storage", help="Optuna RDB URL (default: a SQLite file in the run folder)")
+        parser.add_argument("--dry-run", action="store_true", help="print the resolved config and role sizes")
+        parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        config = load_config(args.config)
+        n_trials = config.study.trials if args.trials is None else args.trials
+        if n_trials < 0:
+            raise ConfigError(f"--trials: must be an integer >= 0, but got {n_trials}")
+        prepared = prepare(config)
+        folder = RunFolder(args.out or Path("runs") / config.study.name)
+        if args.dry_run:
+            print(yaml.safe_dump(_portable_config(config), sort_keys=False), end="")
+            print("data roles: " + ", ".join(f"{k}={v}" for k, v in prepared.roles.sizes().items()))
+            print("search space:\n  " + "\n  ".join(prepared.space.describe()))
+            return 0
+        observers = [] if args.quiet else [ProgressPrinter(n_trials, utility_name=config.objective.utility)]
+        tensorboard = TensorBoardLogger(folder.tensorboard)
+        folder.create()
+        write_atomic(folder.root / RUN_CONFIG, yaml.safe_dump(_portable_config(config), sort_keys=False))
+        try:
+            study = run_study(prepared, folder, n_trials=n_trials, storage=args.storage, observers=[*observers, tensorboard])
+        finally:
+            tensorboard.close()
+        outcome = recommend(prepared, study)
+        return _finish(prepared, folder, study, outcome)
+
+
+class Report(Command):
+    name = "report"
+    help = "rewrite report.md and trials.csv of a run folder from its study"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("run", type=Path, help="run folder written by `privtune tune`")
+        parser.add_argument("--storage", help="Optuna RDB URL, if the study is not in the run folder")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        prepared, folder, study = _open_run(args.run, args.storage)
+        outcome = recommend(prepared, study)
+        return _finish(prepared, folder, study, outcome)
+
+
+class Export(Command):
+    name = "export"
+    help = "write the run's recommendation as YAML or JSON"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("run", type=Path, help="run folder written by `privtune tune`")
+        parser.add_argument("--format", choices=FORMATS, default="yaml")
+        parser.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+        parser.add_argument("--storage", help="Optuna RDB URL, if the study is not in the run folder")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        prepared, _, study = _open_run(args.run, args.storage)
+        outcome = recommend(prepared, study)
+        if outcome.chosen is None:
+            raise NoAdequateDefenseError("the run has no adequate defense to export; see its report.md")
+        text = render(recommendation_document(prepared, outcome, study_name=study.study_name), args.format)
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(args.output, text)
+            print(f"wrote {args.output}", file=sys.stderr)
+        return 0
+
+
+COMMANDS: dict[str, Command] = {c.name: c for c in (Tune(), Report(), Export())}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="privtune",
+        description="Tune a model's privacy defenses against realistic membership-inference risk.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.add_arguments(sub.add_parser(command.name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command].take_action(args)
+    except PrivtuneError as err:
+        print(f"privtune: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except InvalidDefenseError as err:
+        print(f"privtune: error: {err}", file=sys.stderr)
+        return ConfigError.exit_code
+    except KeyboardInterrupt:
+        print("privtune: interrupted; finished trials are kept in the study", file=sys.stderr)
+        return 130
+
+
+def _finish(prepared: Prepared, folder: RunFolder, study, outcome: Recommendation) -> int:
+    write_reports(folder, study, prepared, outcome)
+    if outcome.chosen is not None:
+        write_recommendation(folder, recommendation_document(prepared, outcome, study_name=study.study_name))
+    print()
+    print(render_table(frontier_rows(outcome.records, outcome.chosen), markdown=False), end="")
+    print()
+    print("\n".join(summary_lines(prepared, outcome)))
+    print(f"\nrun folder: {folder.root}  (report.md, trials.csv, recommendation.yaml/json, tb/)")
+    print(f"TensorBoard: tensorboard --logdir {folder.tensorboard}")
+    return 0 if outcome.chosen is not None else NoAdequateDefenseError.exit_code
+
+
+def _portable_config(config: RunConfig) -> dict:
+    """The resolved config with data paths made absolute, so it loads from any folder."""
+    resolved = config_to_dict(config)
+    base = config.source.parent if config.source else Path.cwd()
+    for key in ("path", "test_path"):
+        value = resolved["data"].get(key)
+        if value:
+            resolved["data"][key] = str((base / value).resolve())
+    return resolved
+
+
+def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, object]:
+    import optuna
+
+    folder = RunFolder(run)
+    config_path = folder.root / RUN_CONFIG
+    if not config_path.is_file():
+        raise ConfigError(f"{run}: not a privtune run folder (no {RUN_CONFIG}); pass the folder `tune --out` wrote")
+    config = load_config(config_path)
+    prepared = prepare(config)
+    url = storage or config.study.storage or folder.default_storage
+    try:
+        study = optuna.load_study(study_name=config.study.name, storage=url)
+    except KeyError:
+        raise ConfigError(f"{run}: no study named {config.study.name!r} in {url}") from None
+    return prepared, folder, study
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

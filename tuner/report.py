@@ -1,0 +1,228 @@
+"""Human-readable outputs: the frontier table, ``trials.csv`` and ``report.md``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Sequence
+
+import optuna
+
+from objectives import ppv
+from tuner.records import TrialRecord
+from tuner.run_folder import RunFolder, write_atomic
+from tuner.selection import pareto_front
+from tuner.tune import Prepared, Recommendation
+
+PRIOR_GRID = (0.5, 0.1, 0.01, 0.001)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(pair: Sequence[float]) -> str:
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]"
+
+
+def frontier_rows(records: Sequence[TrialRecord], chosen: TrialRecord | None) -> list[dict[str, str]]:
+    """One row per completed trial, ordered by realistic risk; ``*`` marks the frontier."""
+    front = {r.number for r in pareto_front(records)}
+    rows = []
+    for r in sorted(records, key=lambda r: (r.risk, -r.utility_validation)):
+        mark = ("→" if chosen is not None and r.number == chosen.number else "") + ("*" if r.number in front else "")
+        rows.append(
+            {
+                "": mark,
+                "trial": str(r.number),
+                "defense": r.defense.describe(),
+                "val util": _fmt(r.utility_validation),
+                "test util": _fmt(r.utility_test),
+                "PPV (realistic)": f"{r.risk:.3f} {_interval(r.risk_interval)}",
+                "adequate": ("yes" if r.adequate else "no") + (" ?" if r.uncertain else ""),
+                "break-even π": _fmt(r.break_even_prior, 4),
+                "AUC (worst)": _fmt(r.worst_case_auc),
+                "PPV@0.5 (worst)": _fmt(r.worst_case_risk),
+                "ε": _fmt(r.epsilon, 2),
+            }
+        )
+    return rows
+
+
+def render_table(rows: Sequence[dict[str, str]], *, markdown: bool) -> str:
+    """A fixed-width (terminal) or Markdown table of ``rows``."""
+    if not rows:
+        return "(no completed trials)\n"
+    headers = list(rows[0])
+    widths = [max(len(h), *(len(row[h]) for row in rows)) for h in headers]
+    def line(cells: Sequence[str]) -> str:
+        padded = [c.ljust(w) for c, w in zip(cells, widths)]
+        return ("| " + " | ".join(padded) + " |") if markdown else "  ".join(padded).rstrip()
+    out = [line(headers)]
+    out.append(line(["-" * w for w in widths]) if markdown else "  ".join("-" * w for w in widths))
+    out += [line([row[h] for h in headers]) for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
+    """The recommendation in a few lines (printed at the end of `tune`)."""
+    config = prepared.config
+    prior = config.threat_model.membership_prior
+    bound = config.adequacy.max_ppv
+    metric = config.objective.utility
+    lines = []
+    chosen, confirmation = outcome.chosen, outcome.confirmation
+    if chosen is None or confirmation is None:
+        lines.append(f"NO ADEQUATE DEFENSE: no trial kept the realistic PPV at π={prior:g} at or below {bound:g}.")
+        if outcome.least_risky is not None:
+            r = outcome.least_risky
+            lines.append(
+                f"Least risky trial: #{r.number} ({r.defense.describe()}): PPV {r.risk:.3f} "
+                f"{_interval(r.risk_interval)}, test {metric} {r.utility_test:.3f}."
+            )
+        lines.append("Widen the search space (stronger DP, more trials) or revisit the threat model.")
+        return lines
+    realistic = confirmation.realistic
+    head = "NO DEFENSE NEEDED" if outcome.no_defense_needed else "RECOMMENDED DEFENSE"
+    lines.append(f"{head}: {chosen.defense.describe()}  (trial #{chosen.number})")
+    lines.append(
+        f"  test {metric}: {confirmation.utility_test:.4f} {_interval(confirmation.utility_test_interval)} "
+        f"(mean of {len(confirmation.seeds)} retrains with fresh seeds)"
+    )
+    lines.append(
+        f"  realistic risk: PPV {realistic['risk']:.4f} {_interval(realistic['interval'])} at π={prior:g} "
+        f"(bound {bound:g}{', uncertain' if realistic['uncertain'] else ''}); "
+        f"break-even prior π* = {realistic['break_even_prior']:.4g}"
+    )
+    worst = confirmation.worst_case
+    lines.append(f"  worst-case view: AUC {worst['auc']:.4f}, PPV at π=0.5 with oracle thresholds {worst['risk']:.4f}")
+    if confirmation.epsilon is not None:
+        lines.append(f"  DP: ε = {confirmation.epsilon:.3g} per training run (δ = {chosen.delta:.3g})")
+    wc = outcome.worst_case_choice
+    if wc is None:
+        lines.append("  worst-case tuning would have found no adequate defense in this space.")
+    else:
+        cost = chosen.utility_test - wc.utility_test
+        lines.append(
+            f"  worst-case tuning would have chosen #{wc.number} ({wc.defense.describe()}), "
+            f"test {metric} {wc.utility_test:.4f} ({cost:+.4f} given up)"
+        )
+    return lines
+
+
+def ppv_over_priors(realistic: dict[str, Any], priors: Sequence[float] = PRIOR_GRID) -> list[tuple[float, float]]:
+    """Risk as a function of the prior: max PPV over the resolvable operating points."""
+    points = [p for p in realistic["points"] if p["resolvable"]]
+    return [(pi, max((ppv(tpr=p["tpr"], fpr=p["fpr"], prior=pi) for p in points), default=0.0)) for pi in priors]
+
+
+def calibration_rows(realistic: dict[str, Any]) -> list[dict[str, str]]:
+    """Calibration fidelity: the realized FPR next to the α the attacker aimed for."""
+    return [
+        {
+            "attack": p["attack"],
+            "target α": f"{p['target_fpr']:g}",
+            "realized FPR": f"{p['fpr']:.4f} {_interval(p['fpr_interval'])}",
+            "TPR": f"{p['tpr']:.4f}",
+            "PPV": f"{p['ppv']:.4f} {_interval(p['ppv_interval'])}",
+            "resolvable": "yes" if p["resolvable"] else "no",
+        }
+        for p in realistic["points"]
+    ]
+
+
+def report_markdown(prepared: Prepared, outcome: Recommendation, *, study_name: str) -> str:
+    """The whole ``report.md``."""
+    config, roles = prepared.config, prepared.roles
+    threat = config.threat_model
+    parts = [f"# privtune report: study `{study_name}`\n"]
+    parts.append(
+        f"Data: `{prepared.data_name}` ({roles.n_classes} classes, {roles.n_features} features); roles: "
+        + ", ".join(f"{k} {v}" for k, v in roles.sizes().items())
+        + ".\n"
+    )
+    parts.append(
+        f"Threat model: membership prior π = {threat.membership_prior:g}, K = {threat.reference_models} "
+        f"reference models, attacks {', '.join(threat.attacks)}, access `{threat.access}`, calibration FPRs "
+        f"{', '.join(f'{a:g}' for a in threat.calibration_fprs)}. Adequate ⇔ PPV ≤ {config.adequacy.max_ppv:g} "
+        f"(risk view: {config.objective.risk}).\n"
+    )
+    parts.append("## Recommendation\n")
+    parts.append("\n".join(summary_lines(prepared, outcome)) + "\n")
+    if outcome.confirmation is not None:
+        realistic = outcome.confirmation.realistic
+        parts.append("\n### Calibration fidelity (pooled confirmation retrains)\n")
+        parts.append(render_table(calibration_rows(realistic), markdown=True))
+        if realistic["unresolvable_fprs"]:
+            needed = ", ".join(f"α={a} needs {n}" for a, n in realistic["nonmembers_needed"].items())
+            parts.append(
+                f"\nToo small for the data (fewer than {threat.min_expected_false_positives:g} expected false "
+                f"positives): {needed} evaluation non-members.\n"
+            )
+        parts.append("\n### Risk over the membership prior\n")
+        parts.append(
+            render_table(
+                [{"π": f"{pi:g}", "PPV": f"{value:.4f}"} for pi, value in ppv_over_priors(realistic)], markdown=True
+            )
+        )
+    for candidate, verdict in outcome.rejected:
+        parts.append(
+            f"\nTrial #{candidate.number} ({candidate.defense.describe()}) was adequate in the search but not on "
+            f"its confirmation retrains (pooled PPV {verdict.realistic['risk']:.4f}); it was passed over.\n"
+        )
+    parts.append("\n## Frontier\n")
+    parts.append(
+        "All completed trials by realistic risk; `*` marks the utility–risk frontier, `→` the recommendation, "
+        "`?` an interval that straddles the bound.\n\n"
+    )
+    parts.append(render_table(frontier_rows(outcome.records, outcome.chosen), markdown=True))
+    return "".join(parts)
+
+
+def trials_csv(study: optuna.Study) -> str:
+    """Every trial of the study, one row each, with its figures."""
+    columns = [
+        "number", "state", "baseline", "defense", "utility_validation", "utility_test", "realistic_ppv",
+        "realistic_ppv_low", "realistic_ppv_high", "realistic_advantage", "break_even_prior", "adequate",
+        "uncertain", "worst_case_auc", "worst_case_tpr_at_0.001", "worst_case_tpr_at_0.01",
+        "worst_case_ppv_at_0.5", "epsilon", "delta", "epochs_run", "seconds",
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        a = t.user_attrs
+        real, worst = a.get("realistic", {}), a.get("worst_case", {})
+        tpr = worst.get("tpr_at_fpr", {})
+        writer.writerow(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "baseline": bool(a.get("baseline", False)),
+                "defense": a.get("defense", ""),
+                "utility_validation": a.get("utility_validation", ""),
+                "utility_test": a.get("utility_test", ""),
+                "realistic_ppv": real.get("risk", ""),
+                "realistic_ppv_low": real.get("interval", ["", ""])[0],
+                "realistic_ppv_high": real.get("interval", ["", ""])[1],
+                "realistic_advantage": real.get("advantage", ""),
+                "break_even_prior": real.get("break_even_prior", ""),
+                "adequate": real.get("adequate", ""),
+                "uncertain": real.get("uncertain", ""),
+                "worst_case_auc": worst.get("auc", ""),
+                "worst_case_tpr_at_0.001": tpr.get("0.001", tpr.get(0.001, "")),
+                "worst_case_tpr_at_0.01": tpr.get("0.01", tpr.get(0.01, "")),
+                "worst_case_ppv_at_0.5": worst.get("risk", ""),
+                "epsilon": a.get("epsilon", ""),
+                "delta": a.get("delta", ""),
+                "epochs_run": a.get("epochs_run", ""),
+                "seconds": a.get("seconds", ""),
+            }
+        )
+    return buffer.getvalue()
+
+
+def write_reports(folder: RunFolder, study: optuna.Study, prepared: Prepared, outcome: Recommendation) -> None:
+    """Write ``trials.csv`` and ``report.md`` atomically."""
+    write_atomic(folder.trials_csv, trials_csv(study))
+    write_atomic(folder.report, report_markdown(prepared, outcome, study_name=study.study_name))

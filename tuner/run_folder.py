@@ -1,0 +1,62 @@
+"""The run folder: where a study's storage and outputs live, written safely.
+
+Every output file is written to a temporary file in the same folder and then
+renamed over the old one (``os.replace`` is atomic on POSIX), so an
+interrupted or failed run never leaves a half-written report or export: the
+previous version stays until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Paths of one run's outputs (e.g. ``runs/<study>/``)."""
+
+    root: Path
+
+    @property
+    def study_db(self) -> Path:
+        return self.root / "study.db"
+
+    @property
+    def default_storage(self) -> str:
+        return f"sqlite:///{self.study_db.resolve()}"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.root / "trials.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    def recommendation(self, fmt: str) -> Path:
+        return self.root / f"recommendation.{fmt}"
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

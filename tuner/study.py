@@ -1,0 +1,175 @@
+"""The Optuna study: storage, sampler, the baseline first, and the trial loop.
+
+Side effects (progress lines, TensorBoard) are observers passed in by the
+caller, so the loop itself only trains, measures and records.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol, Sequence
+
+import optuna
+
+from defenses import DefenseConfig, EpochLog
+from objectives import adequacy_constraint, weighted_objective
+from tuner.config import RunConfig
+from tuner.errors import ConfigError
+from tuner.records import BASELINE_ATTR, evaluation_attrs
+from tuner.search_space import SearchSpace
+from tuner.trial import Evaluation, TrialContext, evaluate_defense, trial_seed
+
+CONSTRAINT_ATTR = "constraint"
+_INFEASIBLE = [1.0]  # a pruned or failed trial has no risk figure: treat it as infeasible
+
+
+class TrialObserver(Protocol):
+    """Receives progress events from the trial loop (progress, TensorBoard)."""
+
+    def trial_started(self, number: int, defense: DefenseConfig) -> None: ...
+
+    def epoch_finished(self, number: int, log: EpochLog) -> None: ...
+
+    def trial_finished(self, trial: optuna.trial.FrozenTrial, evaluation: Evaluation | None) -> None: ...
+
+
+def open_study(config: RunConfig, storage: str, *, data_fingerprint: str) -> optuna.Study:
+    """Create the study or continue the one already in ``storage``.
+
+    A study that was started on other data is refused (resuming it would mix
+    trials measured on different people), with a message saying how to start
+    a new one.
+    """
+    directions = ["maximize", "minimize"] if config.objective.mode == "pareto" else ["maximize"]
+    study = optuna.create_study(
+        storage=_rdb_storage(storage),
+        study_name=config.study.name,
+        directions=directions,
+        load_if_exists=True,
+        sampler=_sampler(config, n_existing=0),
+        pruner=_pruner(config),
+    )
+    stored = study.user_attrs.get("data_fingerprint")
+    if stored is None:
+        study.set_user_attr("data_fingerprint", data_fingerprint)
+    elif stored != data_fingerprint:
+        raise ConfigError(
+            f"study.name: the study {config.study.name!r} in {storage} was run on other data "
+            f"(fingerprint {stored[:12]} vs {data_fingerprint[:12]}); choose another --out folder "
+            "or study.name to start a new study, nothing was changed"
+        )
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ConfigError(
+            f"objective.mode: the stored study {config.study.name!r} was run in another mode; "
+            "choose another --out folder or study.name"
+        )
+    optuna.storages.fail_stale_trials(study)
+    # Reseed the sampler by how many trials exist, so a continued study explores anew.
+    study.sampler = _sampler(config, n_existing=len(study.trials))
+    return study
+
+
+def ensure_baseline(study: optuna.Study, space: SearchSpace) -> None:
+    """Enqueue the undefended baseline unless the study already has it."""
+    if any(t.user_attrs.get(BASELINE_ATTR) for t in study.get_trials(deepcopy=False)):
+        return
+    study.enqueue_trial(space.baseline_params(), user_attrs={BASELINE_ATTR: True})
+
+
+def run_trials(
+    study: optuna.Study,
+    context: TrialContext,
+    space: SearchSpace,
+    *,
+    n_trials: int,
+    observers: Sequence[TrialObserver] = (),
+) -> None:
+    """Run ``n_trials`` more trials of ``study`` (the baseline first, if new)."""
+    ensure_baseline(study, space)
+    loop = _TrialLoop(context, space, observers)
+    study.optimize(loop, n_trials=n_trials, callbacks=[loop.after_trial], gc_after_trial=False)
+
+
+def risk_view(config: RunConfig, evaluation: Evaluation) -> tuple[float, float]:
+    """(risk, advantage) of an evaluation under the configured risk view."""
+    if config.objective.risk == "worst_case":
+        # At prior 0.5 the advantage (PPV−π)/(1−π) is 2·PPV − 1.
+        return evaluation.worst_case.risk, 2.0 * evaluation.worst_case.risk - 1.0
+    return evaluation.realistic.risk, evaluation.realistic.advantage
+
+
+class _TrialLoop:
+    """The Optuna objective (``__call__``) and its after-trial callback.
+
+    The evaluation of a trial is handed from the objective to the callback
+    (which tells the observers) through ``_finished``, keyed by trial number.
+    """
+
+    def __init__(self, context: TrialContext, space: SearchSpace, observers: Sequence[TrialObserver]):
+        self.context = context
+        self.space = space
+        self.observers = tuple(observers)
+        config = context.config
+        self.prune = config.study.pruning and config.objective.mode == "weighted"
+        self._finished: dict[int, Evaluation] = {}
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        config = self.context.config
+        defense = self.space.suggest(trial)
+        for obs in self.observers:
+            obs.trial_started(trial.number, defense)
+        trial.set_user_attr(CONSTRAINT_ATTR, _INFEASIBLE)
+        started = time.perf_counter()
+        evaluation = evaluate_defense(
+            self.context,
+            defense,
+            seed=trial_seed(config.study.seed, trial.number),
+            on_epoch_end=lambda log: self._epoch_finished(trial, log),
+        )
+        for key, value in evaluation_attrs(evaluation).items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+        risk, advantage = risk_view(config, evaluation)
+        trial.set_user_attr(CONSTRAINT_ATTR, [adequacy_constraint(risk=risk, max_ppv=config.adequacy.max_ppv)])
+        self._finished[trial.number] = evaluation
+        if config.objective.mode == "pareto":
+            return evaluation.utility_validation, risk
+        return weighted_objective(
+            utility=evaluation.utility_validation, advantage=advantage, risk_weight=config.objective.risk_weight
+        )
+
+    def after_trial(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        evaluation = self._finished.pop(frozen.number, None)
+        for obs in self.observers:
+            obs.trial_finished(frozen, evaluation)
+
+    def _epoch_finished(self, trial: optuna.Trial, log: EpochLog) -> None:
+        for obs in self.observers:
+            obs.epoch_finished(trial.number, log)
+        if self.prune and log.validation_utility is not None and not trial.user_attrs.get(BASELINE_ATTR):
+            trial.report(log.validation_utility, log.epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"validation utility {log.validation_utility:.4f} at epoch {log.epoch}")
+
+
+def _constraints(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
+    return trial.user_attrs.get(CONSTRAINT_ATTR, _INFEASIBLE)
+
+
+def _sampler(config: RunConfig, *, n_existing: int) -> optuna.samplers.BaseSampler:
+    seed = config.study.seed * 1_000_003 + n_existing
+    if config.objective.mode == "pareto":
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=_constraints)
+    return optuna.samplers.TPESampler(seed=seed, constraints_func=_constraints, n_startup_trials=8)
+
+
+def _pruner(config: RunConfig) -> optuna.pruners.BasePruner:
+    if not config.study.pruning or config.objective.mode == "pareto":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+
+
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    # Heartbeats let a later run (or another worker) mark a trial whose
+    # process was killed as failed instead of leaving it RUNNING forever.
+    return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)

@@ -1,0 +1,144 @@
+"""The main job, start to finish, in the order the data flows:
+
+config → data roles → (per trial: defense → training → attacks → risk →
+objective) → study → recommendation (confirmed) → outputs.
+
+Everything that can be wrong with the config or the data is checked in
+:func:`prepare` before the run folder is touched, so a bad input never harms
+a study or outputs that already exist.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import optuna
+
+from defenses import resolve_device
+from objectives import utility_metric
+from tuner.config import RunConfig
+from tuner.confirmation import Confirmation, confirm
+from tuner.data import load_data
+from tuner.errors import ConfigError, DataError
+from tuner.records import TrialRecord, completed_records
+from tuner.roles import DataRoles, split_roles
+from tuner.run_folder import RunFolder
+from tuner.search_space import SearchSpace
+from tuner.selection import least_risky, rank_candidates
+from tuner.study import TrialObserver, open_study, run_trials
+from tuner.trial import TrialContext, build_context
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated config with its data roles and trial context, nothing written yet."""
+
+    config: RunConfig
+    roles: DataRoles
+    context: TrialContext
+    space: SearchSpace
+    data_name: str
+
+
+@dataclass
+class Recommendation:
+    """The outcome of choosing and confirming among a study's trials."""
+
+    records: list[TrialRecord]
+    chosen: TrialRecord | None
+    confirmation: Confirmation | None
+    rejected: list[tuple[TrialRecord, Confirmation]] = field(default_factory=list)
+    worst_case_choice: TrialRecord | None = None
+    least_risky: TrialRecord | None = None
+
+    @property
+    def baseline(self) -> TrialRecord | None:
+        return next((r for r in self.records if r.is_baseline), None)
+
+    @property
+    def no_defense_needed(self) -> bool:
+        return self.chosen is not None and self.chosen.defense.is_undefended
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Load and split the data and check the config against it (raises ConfigError / DataError)."""
+    data = load_data(config.data, base_dir=config.source.parent if config.source else None)
+    roles = split_roles(data, config.data.roles, config.data.pool, seed=config.study.seed)
+    metric = utility_metric(config.objective.utility)
+    if metric.requires_binary and roles.n_classes != 2:
+        raise ConfigError(
+            f"objective.utility: must be one of ['accuracy', 'balanced_accuracy'] for a data set with "
+            f"{roles.n_classes} classes, but got {config.objective.utility!r} (it needs a binary task)"
+        )
+    _check_resolvable(config, roles)
+    try:
+        device = resolve_device(config.device)
+    except ValueError as err:
+        raise ConfigError(f"training.device: {err}") from None
+    context = build_context(config, roles, device, metric)
+    return Prepared(
+        config=config, roles=roles, context=context, space=SearchSpace(config.search_space), data_name=data.name
+    )
+
+
+def run_study(
+    prepared: Prepared,
+    folder: RunFolder,
+    *,
+    n_trials: int,
+    storage: str | None = None,
+    observers: Sequence[TrialObserver] = (),
+) -> optuna.Study:
+    """Open (or continue) the study in the run folder and add ``n_trials`` trials."""
+    folder.create()
+    study = open_study(
+        prepared.config,
+        storage or prepared.config.study.storage or folder.default_storage,
+        data_fingerprint=prepared.roles.fingerprint,
+    )
+    if n_trials > 0:
+        run_trials(study, prepared.context, prepared.space, n_trials=n_trials, observers=observers)
+    return study
+
+
+def recommend(prepared: Prepared, study: optuna.Study) -> Recommendation:
+    """Choose the weakest adequate trial and confirm it on fresh seeds.
+
+    Candidates are tried in recommendation order until one stays adequate on
+    the pooled evaluation of its retrains.
+    """
+    config = prepared.config
+    view = config.objective.risk
+    records = completed_records(study)
+    outcome = Recommendation(
+        records=records,
+        chosen=None,
+        confirmation=None,
+        worst_case_choice=next(iter(rank_candidates(records, view="worst_case")), None),
+        least_risky=least_risky(records),
+    )
+    for candidate in rank_candidates(records, view=view):
+        verdict = confirm(
+            prepared.context, candidate, study=study, replicates=config.confirmation.seeds, view=view
+        )
+        if verdict.adequate:
+            outcome.chosen, outcome.confirmation = candidate, verdict
+            break
+        outcome.rejected.append((candidate, verdict))
+    return outcome
+
+
+def _check_resolvable(config: RunConfig, roles: DataRoles) -> None:
+    threat = config.threat_model
+    n = len(roles.nonmembers)
+    if any(n * alpha >= threat.min_expected_false_positives for alpha in threat.calibration_fprs):
+        return
+    needed = math.ceil(threat.min_expected_false_positives / max(threat.calibration_fprs))
+    raise DataError(
+        f"threat_model.calibration_fprs: none of {list(threat.calibration_fprs)} can be observed with "
+        f"{n} evaluation non-members (each needs n·α ≥ {threat.min_expected_false_positives:g}); "
+        f"use a larger calibration FPR, or raise data.roles.nonmembers to give at least {needed} non-members"
+    )
