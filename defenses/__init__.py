@@ -1,0 +1,67 @@
+"""Privacy defenses for a production model, and the loop that applies them.
+
+One module per defense: DP-SGD through Opacus (:mod:`defenses.dp_sgd`, with ε
+from :mod:`defenses.epsilon`), weight decay and label smoothing
+(:mod:`defenses.regularization`), dropout (in :mod:`defenses.models`) and early
+stopping (:mod:`defenses.early_stopping`). :func:`train_model` applies a
+:class:`DefenseConfig`; :func:`load_recommendation` reads the tuner's exported
+recommendation back for the user's own training code. Each piece also works
+alone in a user's own loop.
+
+This package depends on neither ``tuner`` nor ``objectives``.
+"""
+
+from __future__ import annotations
+
+from defenses.config import (
+    ACCOUNTANTS,
+    OPTIMIZERS,
+    DefenseConfig,
+    DPSettings,
+    InvalidDefenseError,
+    TrainingRecipe,
+)
+from defenses.device import resolve_device
+from defenses.dp_sgd import (
+    IncompatibleModelError,
+    PrivacyLedger,
+    PrivateTraining,
+    choose_grad_sample_mode,
+    privatize,
+    release_model,
+    validate_model,
+)
+from defenses.early_stopping import EarlyStopping
+from defenses.epsilon import compute_epsilon
+from defenses.models import build_mlp
+from defenses.recommendation import LoadedRecommendation, load_recommendation
+from defenses.regularization import build_criterion, build_optimizer
+from defenses.training import EpochLog, TrainedModel, predict_logits, train_model
+
+__all__ = [
+    "ACCOUNTANTS",
+    "DPSettings",
+    "DefenseConfig",
+    "EarlyStopping",
+    "EpochLog",
+    "IncompatibleModelError",
+    "InvalidDefenseError",
+    "LoadedRecommendation",
+    "OPTIMIZERS",
+    "PrivacyLedger",
+    "PrivateTraining",
+    "TrainedModel",
+    "TrainingRecipe",
+    "build_criterion",
+    "build_mlp",
+    "build_optimizer",
+    "choose_grad_sample_mode",
+    "compute_epsilon",
+    "load_recommendation",
+    "predict_logits",
+    "privatize",
+    "release_model",
+    "resolve_device",
+    "train_model",
+    "validate_model",
+]
