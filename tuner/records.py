@@ -13,9 +13,9 @@ from typing import Any
 import optuna
 
 from defenses import DefenseConfig
+from tuner.search_space import BASELINE_ATTR
 from tuner.trial import Evaluation
 
-BASELINE_ATTR = "baseline"
 
 
 def evaluation_attrs(evaluation: Evaluation) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def ensure_baseline(study: optuna.Study, space: SearchSpace) -> None:
     """Enqueue the undefended baseline unless the study already has it."""
     if any(t.user_attrs.get(BASELINE_ATTR) for t in study.get_trials(deepcopy=False)):
         return
-    study.enqueue_trial(space.baseline_params(), user_attrs={BASELINE_ATTR: True})
+    space.enqueue_baseline(study)
 
 
 def run_trials(
