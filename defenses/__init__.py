@@ -1,7 +1,8 @@
 """Privacy defenses for a production model, and the loop that applies them.
 
-One module per defense: DP-SGD through Opacus (:mod:`defenses.dp_sgd`, with ε
-from :mod:`defenses.epsilon`), weight decay and label smoothing
+One module per defense: DP-SGD through Opacus (:mod:`defenses.dp_sgd`, with
+the model checks in :mod:`defenses.dp_compatibility` and ε from
+:mod:`defenses.epsilon`), weight decay and label smoothing
 (:mod:`defenses.regularization`), dropout (in :mod:`defenses.models`) and early
 stopping (:mod:`defenses.early_stopping`). :func:`train_model` applies a
 :class:`DefenseConfig`; :func:`load_recommendation` reads the tuner's exported
@@ -22,21 +23,19 @@ from defenses.config import (
     TrainingRecipe,
 )
 from defenses.device import resolve_device
-from defenses.dp_sgd import (
+from defenses.dp_compatibility import (
     IncompatibleModelError,
-    PrivacyLedger,
-    PrivateTraining,
     choose_grad_sample_mode,
-    privatize,
-    release_model,
     validate_model,
 )
+from defenses.dp_sgd import PrivacyLedger, PrivateTraining, privatize, release_model
 from defenses.early_stopping import EarlyStopping
 from defenses.epsilon import compute_epsilon
 from defenses.models import build_mlp
+from defenses.prediction import predict_logits
 from defenses.recommendation import LoadedRecommendation, load_recommendation
 from defenses.regularization import build_criterion, build_optimizer
-from defenses.training import EpochLog, TrainedModel, predict_logits, train_model
+from defenses.training import EpochLog, TrainedModel, train_model
 
 __all__ = [
     "ACCOUNTANTS",
