@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import optuna
 import yaml
 
 from defenses import InvalidDefenseError
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # privtune prints its own progress
     try:
         return COMMANDS[args.command].take_action(args)
     except PrivtuneError as err:
@@ -143,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _finish(prepared: Prepared, folder: RunFolder, study, outcome: Recommendation) -> int:
+def _finish(prepared: Prepared, folder: RunFolder, study: optuna.Study, outcome: Recommendation) -> int:
     write_reports(folder, study, prepared, outcome)
     if outcome.chosen is not None:
         write_recommendation(folder, recommendation_document(prepared, outcome, study_name=study.study_name))
@@ -167,9 +169,7 @@ def _portable_config(config: RunConfig) -> dict:
     return resolved
 
 
-def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, object]:
-    import optuna
-
+def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, optuna.Study]:
     folder = RunFolder(run)
     config_path = folder.root / RUN_CONFIG
     if not config_path.is_file():

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import optuna
 
+from defenses import DefenseConfig
 from objectives import ppv
 from tuner.records import TrialRecord
 from tuner.run_folder import RunFolder, write_atomic
@@ -135,23 +136,23 @@ def report_markdown(prepared: Prepared, outcome: Recommendation, *, study_name: 
     """The whole ``report.md``."""
     config, roles = prepared.config, prepared.roles
     threat = config.threat_model
-    parts = [f"# privtune report: study `{study_name}`\n"]
+    parts = [f"# privtune report: study `{study_name}`\n\n"]
     parts.append(
         f"Data: `{prepared.data_name}` ({roles.n_classes} classes, {roles.n_features} features); roles: "
         + ", ".join(f"{k} {v}" for k, v in roles.sizes().items())
-        + ".\n"
+        + ".\n\n"
     )
     parts.append(
         f"Threat model: membership prior π = {threat.membership_prior:g}, K = {threat.reference_models} "
         f"reference models, attacks {', '.join(threat.attacks)}, access `{threat.access}`, calibration FPRs "
         f"{', '.join(f'{a:g}' for a in threat.calibration_fprs)}. Adequate ⇔ PPV ≤ {config.adequacy.max_ppv:g} "
-        f"(risk view: {config.objective.risk}).\n"
+        f"(risk view: {config.objective.risk}).\n\n"
     )
-    parts.append("## Recommendation\n")
-    parts.append("\n".join(summary_lines(prepared, outcome)) + "\n")
+    parts.append("## Recommendation\n\n```\n")
+    parts.append("\n".join(summary_lines(prepared, outcome)) + "\n```\n")
     if outcome.confirmation is not None:
         realistic = outcome.confirmation.realistic
-        parts.append("\n### Calibration fidelity (pooled confirmation retrains)\n")
+        parts.append("\n### Calibration fidelity (pooled confirmation retrains)\n\n")
         parts.append(render_table(calibration_rows(realistic), markdown=True))
         if realistic["unresolvable_fprs"]:
             needed = ", ".join(f"α={a} needs {n}" for a, n in realistic["nonmembers_needed"].items())
@@ -159,7 +160,7 @@ def report_markdown(prepared: Prepared, outcome: Recommendation, *, study_name: 
                 f"\nToo small for the data (fewer than {threat.min_expected_false_positives:g} expected false "
                 f"positives): {needed} evaluation non-members.\n"
             )
-        parts.append("\n### Risk over the membership prior\n")
+        parts.append("\n### Risk over the membership prior\n\n")
         parts.append(
             render_table(
                 [{"π": f"{pi:g}", "PPV": f"{value:.4f}"} for pi, value in ppv_over_priors(realistic)], markdown=True
@@ -170,7 +171,7 @@ def report_markdown(prepared: Prepared, outcome: Recommendation, *, study_name: 
             f"\nTrial #{candidate.number} ({candidate.defense.describe()}) was adequate in the search but not on "
             f"its confirmation retrains (pooled PPV {verdict.realistic['risk']:.4f}); it was passed over.\n"
         )
-    parts.append("\n## Frontier\n")
+    parts.append("\n## Frontier\n\n")
     parts.append(
         "All completed trials by realistic risk; `*` marks the utility–risk frontier, `→` the recommendation, "
         "`?` an interval that straddles the bound.\n\n"
@@ -199,7 +200,7 @@ def trials_csv(study: optuna.Study) -> str:
                 "number": t.number,
                 "state": t.state.name,
                 "baseline": bool(a.get("baseline", False)),
-                "defense": a.get("defense", ""),
+                "defense": DefenseConfig.from_dict(a["defense"]).describe() if "defense" in a else "",
                 "utility_validation": a.get("utility_validation", ""),
                 "utility_test": a.get("utility_test", ""),
                 "realistic_ppv": real.get("risk", ""),

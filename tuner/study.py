@@ -7,6 +7,7 @@ caller, so the loop itself only trains, measures and records.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Protocol, Sequence
 
 import optuna
@@ -19,8 +20,8 @@ from tuner.records import BASELINE_ATTR, evaluation_attrs
 from tuner.search_space import SearchSpace
 from tuner.trial import Evaluation, TrialContext, evaluate_defense, trial_seed
 
-CONSTRAINT_ATTR = "constraint"
-_INFEASIBLE = [1.0]  # a pruned or failed trial has no risk figure: treat it as infeasible
+ADEQUACY_CONSTRAINT = "adequacy"  # risk − bound; Optuna's samplers treat ≤ 0 as feasible
+_INFEASIBLE = 1.0  # a pruned or failed trial has no risk figure: treat it as infeasible
 
 
 class TrialObserver(Protocol):
@@ -63,7 +64,9 @@ def open_study(config: RunConfig, storage: str, *, data_fingerprint: str) -> opt
             f"objective.mode: the stored study {config.study.name!r} was run in another mode; "
             "choose another --out folder or study.name"
         )
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     # Reseed the sampler by how many trials exist, so a continued study explores anew.
     study.sampler = _sampler(config, n_existing=len(study.trials))
     return study
@@ -118,7 +121,7 @@ class _TrialLoop:
         defense = self.space.suggest(trial)
         for obs in self.observers:
             obs.trial_started(trial.number, defense)
-        trial.set_user_attr(CONSTRAINT_ATTR, _INFEASIBLE)
+        trial.set_constraint(ADEQUACY_CONSTRAINT, _INFEASIBLE)
         started = time.perf_counter()
         evaluation = evaluate_defense(
             self.context,
@@ -130,7 +133,7 @@ class _TrialLoop:
             trial.set_user_attr(key, value)
         trial.set_user_attr("seconds", time.perf_counter() - started)
         risk, advantage = risk_view(config, evaluation)
-        trial.set_user_attr(CONSTRAINT_ATTR, [adequacy_constraint(risk=risk, max_ppv=config.adequacy.max_ppv)])
+        trial.set_constraint(ADEQUACY_CONSTRAINT, adequacy_constraint(risk=risk, max_ppv=config.adequacy.max_ppv))
         self._finished[trial.number] = evaluation
         if config.objective.mode == "pareto":
             return evaluation.utility_validation, risk
@@ -152,24 +155,26 @@ class _TrialLoop:
                 raise optuna.TrialPruned(f"validation utility {log.validation_utility:.4f} at epoch {log.epoch}")
 
 
-def _constraints(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-    return trial.user_attrs.get(CONSTRAINT_ATTR, _INFEASIBLE)
-
-
 def _sampler(config: RunConfig, *, n_existing: int) -> optuna.samplers.BaseSampler:
     seed = config.study.seed * 1_000_003 + n_existing
     if config.objective.mode == "pareto":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=_constraints)
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=_constraints, n_startup_trials=8)
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
 
 
 def _pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     if not config.study.pruning or config.objective.mode == "pareto":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+    # Prune only the bottom quarter, and only after a third of the epochs: early
+    # epochs of regularized or DP runs lag behind without being hopeless.
+    return optuna.pruners.PercentilePruner(
+        75.0, n_startup_trials=8, n_warmup_steps=max(1, config.recipe.epochs // 3)
+    )
 
 
 def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     # Heartbeats let a later run (or another worker) mark a trial whose
     # process was killed as failed instead of leaving it RUNNING forever.
-    return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
