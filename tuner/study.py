@@ -20,8 +20,9 @@ from tuner.records import BASELINE_ATTR, evaluation_attrs
 from tuner.search_space import SearchSpace
 from tuner.trial import Evaluation, TrialContext, evaluate_defense, trial_seed
 
-ADEQUACY_CONSTRAINT = "adequacy"  # risk − bound; Optuna's samplers treat ≤ 0 as feasible
-_INFEASIBLE = 1.0  # a pruned or failed trial has no risk figure: treat it as infeasible
+# risk − bound, set once per completed trial (Optuna refuses to overwrite it);
+# its samplers treat ≤ 0 as feasible and rank pruned trials by their curves.
+ADEQUACY_CONSTRAINT = "adequacy"
 
 
 class TrialObserver(Protocol):
@@ -121,7 +122,6 @@ class _TrialLoop:
         defense = self.space.suggest(trial)
         for obs in self.observers:
             obs.trial_started(trial.number, defense)
-        trial.set_constraint(ADEQUACY_CONSTRAINT, _INFEASIBLE)
         started = time.perf_counter()
         evaluation = evaluate_defense(
             self.context,

@@ -55,6 +55,11 @@ def test_tune_writes_every_output_and_continues_the_study(tmp_path):
     assert len(study.trials) == 3
     assert study.trials[0].user_attrs["baseline"] is True
     assert study.trials[0].params  # the baseline was enqueued with explicit off values
+    for trial in study.trials:
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            # Optuna's adequacy constraint is risk − bound (≤ 0 feasible), bound 0.5 by default.
+            risk = trial.user_attrs["realistic"]["risk"]
+            assert trial.constraints == {"adequacy": pytest.approx(risk - 0.5)}
 
     second = privtune("tune", str(config), "--out", str(out), "--trials", "2", cwd=tmp_path)
     assert second.returncode in (0, 3), second.stderr
