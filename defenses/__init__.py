@@ -6,7 +6,8 @@ the model checks in :mod:`defenses.dp_compatibility` and ε from
 (:mod:`defenses.regularization`), dropout (in :mod:`defenses.models`) and early
 stopping (:mod:`defenses.early_stopping`). :func:`train_model` applies a
 :class:`DefenseConfig`; :func:`load_recommendation` reads the tuner's exported
-recommendation back for the user's own training code. Each piece also works
+recommendation back, and :func:`prepare_training` applies it to the user's
+own model, optimizer and data loader (:mod:`defenses.apply`). Each piece also works
 alone in a user's own loop.
 
 This package depends on neither ``tuner`` nor ``objectives``.
@@ -14,6 +15,7 @@ This package depends on neither ``tuner`` nor ``objectives``.
 
 from __future__ import annotations
 
+from defenses.apply import PreparedTraining, prepare_training
 from defenses.config import (
     ACCOUNTANTS,
     OPTIMIZERS,
@@ -48,6 +50,7 @@ __all__ = [
     "LoadedRecommendation",
     "OPTIMIZERS",
     "PrivacyLedger",
+    "PreparedTraining",
     "PrivateTraining",
     "TrainedModel",
     "TrainingRecipe",
@@ -58,6 +61,7 @@ __all__ = [
     "compute_epsilon",
     "load_recommendation",
     "predict_logits",
+    "prepare_training",
     "privatize",
     "release_model",
     "resolve_device",

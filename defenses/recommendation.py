@@ -9,15 +9,32 @@ tampered or hand-edited file is refused with a message naming the key.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from defenses.config import DefenseConfig, InvalidDefenseError, TrainingRecipe
+from defenses.config import DefenseConfig, InvalidDefenseError, TrainingRecipe, _check_range
 
 SCHEMA_VERSION = 1
+# The top-level keys of an exported document (tuner/export.py writes them);
+# any other key is refused, so a typo or a tampered file cannot pass silently.
+DOCUMENT_KEYS = (
+    "schema_version",
+    "tool",
+    "status",
+    "defense",
+    "recipe",
+    "threat_model",
+    "adequacy",
+    "expected",
+    "privacy",
+    "data",
+    "study",
+)
+STATUSES = ("defense_recommended", "no_defense_needed")
 
 
 @dataclass(frozen=True)
@@ -52,8 +69,13 @@ def load_recommendation(path: str | Path) -> LoadedRecommendation:
         raise InvalidDefenseError([(str(path), f"is not valid {path.suffix[1:] or 'YAML'}: {err}")]) from None
     if not isinstance(document, Mapping):
         raise InvalidDefenseError([(str(path), "must hold a mapping (an exported recommendation)")])
+    unknown = sorted(str(key) for key in document if key not in DOCUMENT_KEYS)
+    if unknown:
+        raise InvalidDefenseError(
+            [(key, f"unknown key; allowed keys are {sorted(DOCUMENT_KEYS)}") for key in unknown]
+        )
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise InvalidDefenseError(
             [("schema_version", f"must be {SCHEMA_VERSION}, but got {version!r}; re-export it with this privtune")]
         )
@@ -72,7 +94,42 @@ def load_recommendation(path: str | Path) -> LoadedRecommendation:
         recipe = TrainingRecipe.from_dict(document["recipe"])
     except InvalidDefenseError as err:
         problems += [(f"recipe.{key}", msg) for key, msg in err.problems]
+    if "status" in document and document["status"] not in STATUSES:
+        problems.append(("status", f"must be one of {list(STATUSES)}, but got {document['status']!r}"))
+    if defense is not None:
+        problems += _privacy_problems(document.get("privacy"), defense)
     if problems:
         raise InvalidDefenseError(problems)
     assert defense is not None and recipe is not None
     return LoadedRecommendation(defense=defense, recipe=recipe, document=document)
+
+
+def _privacy_problems(privacy: Any, defense: DefenseConfig) -> list[tuple[str, str]]:
+    """The ``privacy`` section must match the defense: null without DP, else valid figures."""
+    if defense.dp is None:
+        if privacy is not None:
+            return [("privacy", f"must be null when defense.dp is null, but got {privacy!r}")]
+        return []
+    if not isinstance(privacy, Mapping):
+        return [("privacy", f"must be a mapping when defense.dp is set, but got {privacy!r}")]
+    problems: list[tuple[str, str]] = []
+    rules = {
+        "epsilon": (0.0, math.inf, False, True),
+        "delta": (0.0, 1.0, True, False),
+        "noise_multiplier": (0.0, math.inf, True, False),
+        "max_grad_norm": (0.0, math.inf, True, False),
+    }
+    for key, (low, high, low_open, nullable) in rules.items():
+        value = privacy.get(key)
+        if value is None and nullable:
+            continue
+        _check_range(problems, f"privacy.{key}", value, low=low, high=high, low_open=low_open, high_open=high == 1.0)
+    if privacy.get("max_grad_norm") != defense.dp.max_grad_norm and not problems:
+        problems.append(
+            (
+                "privacy.max_grad_norm",
+                f"must equal defense.dp.max_grad_norm ({defense.dp.max_grad_norm!r}), but got "
+                f"{privacy.get('max_grad_norm')!r}",
+            )
+        )
+    return problems

@@ -13,7 +13,14 @@ from objectives.calibration import (
     claim_probabilities,
     expected_claims,
 )
-from objectives.objective import adequacy_constraint, is_adequate, weighted_objective
+from objectives.dp_bounds import DPBound, DPBounds, dp_bounds
+from objectives.exposure import ExposedRecord, Exposure, exposed_members, posterior_membership
+from objectives.objective import (
+    adequacy_constraint,
+    exposure_constraint,
+    is_adequate,
+    weighted_objective,
+)
 from objectives.observations import Observations
 from objectives.realistic import AttackScores, OperatingPoint, RealisticRisk, realistic_risk
 from objectives.signals import (
@@ -23,17 +30,27 @@ from objectives.signals import (
     true_class_log_prob,
 )
 from objectives.stats import (
+    auc_interval,
     binomial_interval,
     break_even_prior,
     dp_ppv_bound,
+    dp_tpr_bound,
     is_resolvable,
     nonmembers_needed,
     ppv,
     ppv_interval,
+    ppv_upper_bound,
     realistic_advantage,
+    resolution_warning,
 )
 from objectives.utility import UTILITY_METRICS, UtilityMetric, utility_metric
-from objectives.worst_case import WorstCaseAttack, WorstCaseRisk, roc_points, worst_case_risk
+from objectives.worst_case import (
+    WorstCaseAttack,
+    WorstCaseRisk,
+    oracle_attack,
+    roc_points,
+    worst_case_risk,
+)
 
 __all__ = [
     "ACCESS_MODES",
@@ -41,6 +58,10 @@ __all__ = [
     "UTILITY_METRICS",
     "Attack",
     "AttackScores",
+    "DPBound",
+    "DPBounds",
+    "ExposedRecord",
+    "Exposure",
     "Observations",
     "OperatingPoint",
     "RealisticRisk",
@@ -49,22 +70,31 @@ __all__ = [
     "WorstCaseAttack",
     "WorstCaseRisk",
     "adequacy_constraint",
+    "auc_interval",
     "binomial_interval",
     "break_even_prior",
     "calibrate_threshold",
     "claim_probabilities",
+    "dp_bounds",
     "dp_ppv_bound",
+    "dp_tpr_bound",
     "expected_claims",
+    "exposure_constraint",
+    "exposed_members",
     "is_adequate",
     "is_resolvable",
     "logit_scaled_confidence",
     "make_attack",
     "nonmembers_needed",
+    "oracle_attack",
+    "posterior_membership",
     "ppv",
     "ppv_interval",
+    "ppv_upper_bound",
     "realistic_advantage",
     "realistic_risk",
     "register",
+    "resolution_warning",
     "restrict_to_access",
     "roc_points",
     "true_class_log_prob",

@@ -61,3 +61,13 @@ def weighted_objective(*, utility: float, advantage: float, risk_weight: float) 
 def adequacy_constraint(*, risk: float, max_ppv: float) -> float:
     """``risk − max_ppv``: Optuna's constraint convention, where ``≤ 0`` is feasible."""
     return risk - max_ppv
+
+
+def exposure_constraint(*, exposed: int, max_exposed: int) -> float:
+    """``exposed − max_exposed``: ``≤ 0`` (feasible) when few enough members stay exposed.
+
+    Example:
+        >>> exposure_constraint(exposed=2, max_exposed=3)
+        -1.0
+    """
+    return float(exposed - max_exposed)

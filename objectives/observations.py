@@ -21,7 +21,11 @@ class Observations:
         target_logits: the target model's logits, shape ``(n, C)``.
         reference_logits: the K reference models' logits on the same records,
             shape ``(K, n, C)``; ``K = 0`` when the attacker trained none.
-            Every reference model is OUT for these records (offline attacks).
+        reference_membership: which reference model trained on which record,
+            shape ``(K, n)``, bool (``True`` = IN). ``None`` (the default) means
+            every reference model is OUT for every record: the offline setting
+            of the realistic attacker. Online attacks (LiRA online in the
+            worst-case audit) need it.
 
     Logits are kept (as float64) rather than probabilities so that scores can
     be computed stably; :func:`objectives.signals.restrict_to_access` maps
@@ -38,6 +42,7 @@ class Observations:
     labels: np.ndarray
     target_logits: np.ndarray
     reference_logits: np.ndarray
+    reference_membership: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         labels = np.asarray(self.labels, dtype=np.int64)
@@ -55,9 +60,18 @@ class Observations:
                 f"reference_logits must have shape (K, {target.shape[0]}, {target.shape[1]}), "
                 f"but got {refs.shape}"
             )
+        membership = self.reference_membership
+        if membership is not None:
+            membership = np.asarray(membership)
+            if membership.dtype != np.bool_ or membership.shape != refs.shape[:2]:
+                raise ValueError(
+                    f"reference_membership must be a bool array of shape {refs.shape[:2]} "
+                    f"(K, n), but got dtype {membership.dtype} and shape {membership.shape}"
+                )
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "target_logits", target)
         object.__setattr__(self, "reference_logits", refs)
+        object.__setattr__(self, "reference_membership", membership)
 
     @property
     def n_records(self) -> int:
@@ -71,10 +85,27 @@ class Observations:
     def n_reference_models(self) -> int:
         return int(self.reference_logits.shape[0])
 
+    @property
+    def is_offline(self) -> bool:
+        """Whether every reference model is OUT for every record."""
+        membership = self.reference_membership
+        return membership is None or not bool(membership.any())
+
     def subset(self, index: np.ndarray) -> "Observations":
         """The observations of the records selected by ``index``."""
+        membership = self.reference_membership
         return Observations(
             labels=self.labels[index],
             target_logits=self.target_logits[index],
             reference_logits=self.reference_logits[:, index],
+            reference_membership=None if membership is None else membership[:, index],
+        )
+
+    def with_logits(self, *, target_logits: np.ndarray, reference_logits: np.ndarray) -> "Observations":
+        """The same records and membership with other logits (e.g. restricted by ``access``)."""
+        return Observations(
+            labels=self.labels,
+            target_logits=target_logits,
+            reference_logits=reference_logits,
+            reference_membership=self.reference_membership,
         )

@@ -30,7 +30,9 @@ from objectives.stats import (
     nonmembers_needed,
     ppv,
     ppv_interval,
+    ppv_upper_bound,
     realistic_advantage,
+    resolution_warning,
 )
 
 
@@ -65,7 +67,14 @@ class AttackScores:
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """One attack at one calibration FPR α, counts pooled over runs."""
+    """One attack at one calibration FPR α, counts pooled over runs.
+
+    ``tpr_interval`` and ``fpr_interval`` are two-sided Clopper–Pearson
+    intervals; ``ppv_interval`` the Bonferroni interval of
+    :func:`objectives.stats.ppv_interval`; ``ppv_upper`` a one-sided upper
+    bound (:func:`objectives.stats.ppv_upper_bound`), all at the run's
+    confidence (95 % by default).
+    """
 
     attack: str
     target_fpr: float
@@ -80,6 +89,7 @@ class OperatingPoint:
     fpr_interval: tuple[float, float]
     ppv: float
     ppv_interval: tuple[float, float]
+    ppv_upper: float
     advantage: float
     break_even_prior: float
 
@@ -93,9 +103,14 @@ class RealisticRisk:
     """The realistic risk of a trial (one run) or a confirmation (pooled runs).
 
     ``risk`` is the largest PPV over attacks and resolvable α; ``worst`` is
-    the operating point that attains it. ``nonmembers_needed`` says, for each
-    α too small for the evaluation, how many evaluation non-members would
-    resolve it.
+    the operating point that attains it. ``upper_bound`` is a one-sided
+    upper confidence bound on the largest true PPV over the resolvable
+    points (the largest per-point ``ppv_upper``: the point where the true
+    maximum sits is covered with the per-point confidence, and the maximum
+    of the bounds is at least its bound). ``nonmembers_needed`` says, for
+    each α too small for the evaluation, how many evaluation non-members
+    would resolve it; ``warning`` says so in words when the lowest α is
+    among them.
 
     Example:
         >>> same = AttackScores(members=np.zeros(100), nonmembers=np.zeros(100),
@@ -110,6 +125,7 @@ class RealisticRisk:
     max_ppv: float
     risk: float
     interval: tuple[float, float]
+    upper_bound: float
     advantage: float
     break_even_prior: float
     worst: OperatingPoint | None
@@ -118,6 +134,7 @@ class RealisticRisk:
     nonmembers_needed: dict[float, int]
     adequate: bool
     uncertain: bool
+    warning: str | None = None
 
     def ppv_at(self, prior: float) -> float:
         """The risk at another prior: max PPV over resolvable points (the risk curve over π)."""
@@ -131,6 +148,7 @@ class RealisticRisk:
             "max_ppv": float(self.max_ppv),
             "risk": float(self.risk),
             "interval": [float(v) for v in self.interval],
+            "upper_bound": float(self.upper_bound),
             "advantage": float(self.advantage),
             "break_even_prior": float(self.break_even_prior),
             "worst": None if self.worst is None else self.worst.to_dict(),
@@ -139,6 +157,7 @@ class RealisticRisk:
             "nonmembers_needed": {str(float(a)): int(n) for a, n in self.nonmembers_needed.items()},
             "adequate": bool(self.adequate),
             "uncertain": bool(self.uncertain),
+            "warning": self.warning,
         }
 
 
@@ -212,6 +231,7 @@ def realistic_risk(
         max_ppv=max_ppv,
         risk=worst.ppv,
         interval=worst.ppv_interval,
+        upper_bound=max(p.ppv_upper for p in resolvable),
         advantage=worst.advantage,
         break_even_prior=min(p.break_even_prior for p in resolvable),
         worst=worst,
@@ -220,6 +240,11 @@ def realistic_risk(
         nonmembers_needed=needed,
         adequate=worst.ppv <= max_ppv,
         uncertain=low <= max_ppv < high,
+        warning=resolution_warning(
+            n_nonmembers=points[0].n_nonmembers,
+            calibration_fprs=alphas,
+            min_expected_false_positives=min_expected_false_positives,
+        ),
     )
 
 
@@ -262,6 +287,14 @@ def _operating_point(
         fpr_interval=binomial_interval(successes=fp, trials=n_nonmembers, confidence=confidence),
         ppv=precision,
         ppv_interval=ppv_interval(
+            tp=tp,
+            n_members=n_members,
+            fp=fp,
+            n_nonmembers=n_nonmembers,
+            prior=prior,
+            confidence=confidence,
+        ),
+        ppv_upper=ppv_upper_bound(
             tp=tp,
             n_members=n_members,
             fp=fp,

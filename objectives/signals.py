@@ -52,8 +52,7 @@ def restrict_to_access(obs: Observations, access: str) -> Observations:
         raise ValueError(f"access must be one of {list(ACCESS_MODES)}, but got access={access!r}")
     if access != "label":
         return obs
-    return Observations(
-        labels=obs.labels,
+    return obs.with_logits(
         target_logits=_one_hot_argmax(obs.target_logits),
         reference_logits=_one_hot_argmax(obs.reference_logits),
     )

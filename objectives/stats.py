@@ -10,6 +10,7 @@ non-integer shape parameters).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from scipy.stats import beta, norm
 
@@ -117,6 +118,60 @@ def ppv_interval(
     )
 
 
+def ppv_upper_bound(
+    *,
+    tp: float,
+    n_members: int,
+    fp: float,
+    n_nonmembers: int,
+    prior: float,
+    confidence: float = 0.95,
+) -> float:
+    """One-sided upper confidence bound on the PPV (a 95 % upper bound by default).
+
+    ``ppv(TPR_high, FPR_low)`` with ``TPR_high`` and ``FPR_low`` one-sided
+    Clopper–Pearson bounds at level ``1 − (1 − confidence)/2`` each; by
+    Bonferroni both hold at once with probability ≥ ``confidence``, and the
+    PPV, increasing in TPR and decreasing in FPR, is then below the bound.
+    A one-sided bound at level L is the end of the two-sided interval at
+    level ``2L − 1``, here exactly ``confidence``.
+
+    Example:
+        >>> round(ppv_upper_bound(tp=30, n_members=100, fp=1, n_nonmembers=100, prior=0.01), 4)
+        0.941
+    """
+    _check_confidence(confidence)
+    tpr_high = binomial_interval(successes=tp, trials=n_members, confidence=confidence)[1]
+    fpr_low = binomial_interval(successes=fp, trials=n_nonmembers, confidence=confidence)[0]
+    return ppv(tpr=tpr_high, fpr=fpr_low, prior=prior)
+
+
+def auc_interval(
+    *, auc: float, n_members: int, n_nonmembers: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Normal-approximation interval for an AUC (Hanley & McNeil, Radiology 1982).
+
+    ``SE² = [A(1−A) + (n₁−1)(Q₁−A²) + (n₀−1)(Q₂−A²)] / (n₁·n₀)`` with
+    ``Q₁ = A/(2−A)`` and ``Q₂ = 2A²/(1+A)`` (their Table/Eq. for the
+    exponential-score model), clipped to [0, 1].
+
+    Example:
+        >>> [round(v, 4) for v in auc_interval(auc=0.75, n_members=100, n_nonmembers=100)]
+        [0.6825, 0.8175]
+    """
+    _check_confidence(confidence)
+    if n_members < 1 or n_nonmembers < 1:
+        return 0.0, 1.0
+    q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
+    variance = (
+        auc * (1.0 - auc)
+        + (n_members - 1) * (q1 - auc * auc)
+        + (n_nonmembers - 1) * (q2 - auc * auc)
+    ) / (n_members * n_nonmembers)
+    half = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0)) * math.sqrt(max(variance, 0.0))
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def realistic_advantage(*, ppv: float, prior: float) -> float:
     """How much a claim raises belief in membership above the prior, scaled to [−π/(1−π), 1].
 
@@ -145,6 +200,26 @@ def break_even_prior(*, tpr: float, fpr: float, max_ppv: float) -> float:
     return max_ppv * fpr / (tpr * (1.0 - max_ppv) + max_ppv * fpr)
 
 
+def dp_tpr_bound(*, epsilon: float, delta: float, fpr: float) -> float:
+    """Largest TPR any membership test achieves at ``fpr`` against an (ε, δ)-DP run.
+
+    ``TPR ≤ e^ε·FPR + δ`` (Kairouz, Oh & Viswanath, ICML 2015, the
+    hypothesis-testing view of DP), capped at 1.
+
+    Example:
+        >>> round(dp_tpr_bound(epsilon=1.0, delta=1e-5, fpr=0.01), 6)
+        0.027193
+    """
+    if epsilon < 0 or not 0.0 <= delta <= 1.0 or not 0.0 <= fpr <= 1.0:
+        raise ValueError(
+            f"need epsilon >= 0, 0 <= delta <= 1 and 0 <= fpr <= 1, but got epsilon={epsilon!r}, "
+            f"delta={delta!r}, fpr={fpr!r}"
+        )
+    if math.isinf(epsilon):
+        return 1.0
+    return min(1.0, math.exp(epsilon) * fpr + delta)
+
+
 def dp_ppv_bound(*, epsilon: float, delta: float, fpr: float, prior: float) -> float:
     """Largest PPV an (ε, δ)-DP training run allows at false-positive rate ``fpr``.
 
@@ -152,8 +227,39 @@ def dp_ppv_bound(*, epsilon: float, delta: float, fpr: float, prior: float) -> f
     ``TPR ≤ e^ε·FPR + δ`` (Kairouz et al. 2015, hypothesis-testing view of
     DP); with TPR capped at 1 that bounds the PPV at prior π.
     """
-    tpr = min(1.0, math.exp(epsilon) * fpr + delta)
+    tpr = dp_tpr_bound(epsilon=epsilon, delta=delta, fpr=fpr)
     return ppv(tpr=tpr, fpr=fpr, prior=prior)
+
+
+def resolution_warning(
+    *, n_nonmembers: int, calibration_fprs: Sequence[float], min_expected_false_positives: float
+) -> str | None:
+    """A warning when the evaluation non-members cannot resolve the lowest calibration FPR.
+
+    An FPR α is observable only when ``n_nonmembers·α`` reaches
+    ``min_expected_false_positives`` (with fewer than ``1/α`` non-members
+    not even one false positive is expected at α). Returns ``None`` when
+    the lowest α is resolvable.
+
+    Example:
+        >>> resolution_warning(n_nonmembers=359, calibration_fprs=[0.001, 0.01, 0.1],
+        ...                    min_expected_false_positives=10)[:60]
+        'the 359 evaluation non-members cannot resolve the lowest cal'
+    """
+    lowest = min(calibration_fprs)
+    if is_resolvable(
+        n_nonmembers=n_nonmembers, alpha=lowest, min_expected_false_positives=min_expected_false_positives
+    ):
+        return None
+    needed = nonmembers_needed(alpha=lowest, min_expected_false_positives=min_expected_false_positives)
+    expected = n_nonmembers * lowest
+    return (
+        f"the {n_nonmembers} evaluation non-members cannot resolve the lowest calibration FPR "
+        f"{lowest:g}: {expected:.3g} false positives expected there (fewer than "
+        f"{min_expected_false_positives:g}{'; not even one' if expected < 1 else ''}), so risk at "
+        f"that FPR is not measured; {needed} non-members would resolve it "
+        "(raise data.roles.nonmembers or use a larger data set)"
+    )
 
 
 def nonmembers_needed(*, alpha: float, min_expected_false_positives: float) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from objectives.realistic import AttackScores, attack_names
-from objectives.stats import is_resolvable, nonmembers_needed
+from objectives.stats import auc_interval, is_resolvable, nonmembers_needed
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class WorstCaseAttack:
     Args:
         attack: the attack's name.
         auc: area under the ROC curve (ties count ½).
+        auc_interval: its 95 % interval (Hanley & McNeil 1982).
         tpr_at_fpr: oracle TPR at each requested FPR.
         advantage: ``max_t (TPR − FPR) = 2·balanced_accuracy − 1``.
         ppv_at_half: max over resolvable calibration α of
@@ -39,15 +40,21 @@ class WorstCaseAttack:
     tpr_at_fpr: dict[float, float]
     advantage: float
     ppv_at_half: float
+    auc_interval: tuple[float, float] = (0.0, 1.0)
+    n_members: int = 0
+    n_nonmembers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; ``tpr_at_fpr`` keys are ``str(α)``."""
         return {
             "attack": self.attack,
             "auc": float(self.auc),
+            "auc_interval": [float(v) for v in self.auc_interval],
             "tpr_at_fpr": _str_keys(self.tpr_at_fpr),
             "advantage": float(self.advantage),
             "ppv_at_half": float(self.ppv_at_half),
+            "n_members": int(self.n_members),
+            "n_nonmembers": int(self.n_nonmembers),
         }
 
 
@@ -127,23 +134,16 @@ def worst_case_risk(
         raise ValueError(
             f"no calibration FPR is resolvable with {n_nonmembers} evaluation non-members: {wants}"
         )
-    attacks = []
-    for name in names:
-        members = np.concatenate([run[name].members for run in runs])
-        nonmembers = np.concatenate([run[name].nonmembers for run in runs])
-        fpr, tpr = roc_points(members, nonmembers)
-        at_calibration = [tpr_at(fpr=fpr, tpr=tpr, alpha=a) for a in resolvable]
-        attacks.append(
-            WorstCaseAttack(
-                attack=name,
-                auc=roc_auc(members, nonmembers),
-                tpr_at_fpr={float(a): tpr_at(fpr=fpr, tpr=tpr, alpha=float(a)) for a in fprs},
-                advantage=float(np.max(tpr - fpr)),
-                ppv_at_half=max(
-                    t / (t + a) for t, a in zip(at_calibration, resolvable, strict=True)
-                ),
-            )
+    attacks = [
+        oracle_attack(
+            name,
+            members=np.concatenate([run[name].members for run in runs]),
+            nonmembers=np.concatenate([run[name].nonmembers for run in runs]),
+            fprs=fprs,
+            resolvable_fprs=resolvable,
         )
+        for name in names
+    ]
     risk = max(a.ppv_at_half for a in attacks)
     return WorstCaseRisk(
         attacks=tuple(attacks),
@@ -153,6 +153,44 @@ def worst_case_risk(
         risk=risk,
         max_ppv=max_ppv,
         adequate=risk <= max_ppv,
+    )
+
+
+def oracle_attack(
+    name: str,
+    *,
+    members: np.ndarray,
+    nonmembers: np.ndarray,
+    fprs: Sequence[float],
+    resolvable_fprs: Sequence[float],
+) -> WorstCaseAttack:
+    """One attack's oracle figures from its member and non-member scores.
+
+    Args:
+        name: the attack's name.
+        members, nonmembers: scores (higher = more likely member).
+        fprs: FPRs at which to report the oracle TPR.
+        resolvable_fprs: non-empty; ``ppv_at_half`` is the largest
+            ``TPR(α)/(TPR(α) + α)`` over them.
+    """
+    if len(resolvable_fprs) == 0:
+        raise ValueError("oracle_attack needs at least one resolvable FPR for ppv_at_half")
+    members = np.asarray(members, dtype=np.float64)
+    nonmembers = np.asarray(nonmembers, dtype=np.float64)
+    fpr, tpr = roc_points(members, nonmembers)
+    auc = roc_auc(members, nonmembers)
+    at_calibration = [tpr_at(fpr=fpr, tpr=tpr, alpha=float(a)) for a in resolvable_fprs]
+    return WorstCaseAttack(
+        attack=name,
+        auc=auc,
+        tpr_at_fpr={float(a): tpr_at(fpr=fpr, tpr=tpr, alpha=float(a)) for a in fprs},
+        advantage=float(np.max(tpr - fpr)),
+        ppv_at_half=max(
+            t / (t + float(a)) for t, a in zip(at_calibration, resolvable_fprs, strict=True)
+        ),
+        auc_interval=auc_interval(auc=auc, n_members=members.size, n_nonmembers=nonmembers.size),
+        n_members=int(members.size),
+        n_nonmembers=int(nonmembers.size),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import optuna
 import yaml
 
-from defenses import InvalidDefenseError
+from defenses import InvalidDefenseError, load_recommendation
 from tuner.config import RunConfig, config_to_dict, load_config
 from tuner.errors import ConfigError, NoAdequateDefenseError, PrivtuneError
 from tuner.export import FORMATS, recommendation_document, render, write_recommendation
@@ -58,21 +58,22 @@ class Tune(Command):
         if n_trials < 0:
             raise ConfigError(f"--trials: must be an integer >= 0, but got {n_trials}")
         prepared = prepare(config)
+        for warning in prepared.warnings:
+            print(f"privtune: warning: {warning}", file=sys.stderr)
         folder = RunFolder(args.out or Path("runs") / config.study.name)
         if args.dry_run:
-            print(yaml.safe_dump(_portable_config(config), sort_keys=False), end="")
-            print("data roles: " + ", ".join(f"{k}={v}" for k, v in prepared.roles.sizes().items()))
-            print("search space:\n  " + "\n  ".join(prepared.space.describe()))
+            print(dry_run_text(prepared, folder, n_trials=n_trials, storage=args.storage), end="")
             return 0
         observers = [] if args.quiet else [ProgressPrinter(n_trials, utility_name=config.objective.utility)]
-        tensorboard = TensorBoardLogger(folder.tensorboard)
+        tensorboard = TensorBoardLogger(folder.tensorboard, config)
         folder.create()
         write_atomic(folder.root / RUN_CONFIG, yaml.safe_dump(_portable_config(config), sort_keys=False))
         try:
             study = run_study(prepared, folder, n_trials=n_trials, storage=args.storage, observers=[*observers, tensorboard])
+            outcome = recommend(prepared, study)
+            tensorboard.recommendation_made(study, outcome, summary_lines(prepared, outcome))
         finally:
             tensorboard.close()
-        outcome = recommend(prepared, study)
         return _finish(prepared, folder, study, outcome)
 
 
@@ -114,7 +115,72 @@ class Export(Command):
         return 0
 
 
-COMMANDS: dict[str, Command] = {c.name: c for c in (Tune(), Report(), Export())}
+class Validate(Command):
+    name = "validate"
+    help = "check an exported recommendation file (exit 2 when it is invalid) and summarize it"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("file", type=Path, help="recommendation.yaml or .json written by `privtune export`")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        rec = load_recommendation(args.file)  # InvalidDefenseError -> exit 2 in main()
+        document = rec.document
+        expected = document.get("expected", {}).get("utility", {})
+        print(f"{args.file}: valid (schema version {document['schema_version']})")
+        print(f"  defense: {rec.defense.describe()}")
+        print(
+            f"  recipe: {rec.recipe.epochs} epochs, batch {rec.recipe.batch_size}, "
+            f"{rec.recipe.optimizer} lr {rec.recipe.learning_rate:g}"
+        )
+        if "test" in expected:
+            low, high = expected.get("test_interval", [float("nan")] * 2)
+            print(f"  expected test {expected.get('metric', 'utility')}: {expected['test']:.4f} [{low:.4f}, {high:.4f}]")
+        return 0
+
+
+class Audit(Command):
+    name = "audit"
+    help = "worst-case audit of one defense (LiRA online, oracle thresholds) beside its realistic figures"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("config", nargs="?", help="YAML config (default: the built-in digits config)")
+        parser.add_argument(
+            "--defense", type=Path, help="an exported recommendation.yaml/.json (default: the undefended baseline)"
+        )
+        parser.add_argument("--shadow-models", type=int, help="LiRA-online shadow models (default: audit.shadow_models)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from dataclasses import replace
+
+        from defenses import DefenseConfig
+        from tuner.audit import audit_text, run_audit
+
+        config = load_config(args.config)
+        shadows = config.audit.shadow_models if args.shadow_models is None else args.shadow_models
+        if shadows < 4 or shadows % 2:
+            raise ConfigError(f"--shadow-models: must be an even integer >= 4, but got {shadows}")
+        defense, source, trial = DefenseConfig(), "the undefended baseline", 0
+        document: dict = {}
+        if args.defense is not None:
+            rec = load_recommendation(args.defense)  # InvalidDefenseError -> exit 2 in main()
+            config = replace(config, recipe=rec.recipe)
+            defense, source, document = rec.defense, str(args.defense), dict(rec.document)
+            trial = int((document.get("study") or {}).get("trial") or 0)
+        prepared = prepare(config)  # its resolution warning is part of the printout below
+        stored = (document.get("data") or {}).get("fingerprint")
+        if stored and stored != prepared.roles.fingerprint:
+            print(
+                f"privtune: warning: {args.defense} was tuned on other data (fingerprint {str(stored)[:12]} vs "
+                f"{prepared.roles.fingerprint[:12]}); auditing its settings on this config's data",
+                file=sys.stderr,
+            )
+        print(f"privtune audit: training the target and {shadows} shadow models ...", file=sys.stderr, flush=True)
+        result = run_audit(prepared.context, defense, shadow_models=shadows, trial_number=trial, source=source)
+        print(audit_text(result, render_table=render_table), end="")
+        return 0
+
+
+COMMANDS: dict[str, Command] = {c.name: c for c in (Tune(), Report(), Export(), Validate(), Audit())}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,7 +232,46 @@ def _portable_config(config: RunConfig) -> dict:
         value = resolved["data"].get(key)
         if value:
             resolved["data"][key] = str((base / value).resolve())
+    # The user's code is imported from the config's folder unless python_path says otherwise.
+    if resolved["data"].get("loader") and not resolved["data"].get("python_path"):
+        resolved["data"]["python_path"] = [str(base.resolve())]
+    if resolved["model"].get("builder") and not resolved["model"].get("python_path"):
+        resolved["model"]["python_path"] = [str(base.resolve())]
     return resolved
+
+
+def dry_run_text(prepared: Prepared, folder: RunFolder, *, n_trials: int, storage: str | None) -> str:
+    """What `tune --dry-run` prints: the resolved config, the data, the roles, the model, the plan."""
+    config, roles = prepared.config, prepared.roles
+    lines = [
+        "# resolved config (what `tune` would write to RUN/config.yaml)",
+        yaml.safe_dump(_portable_config(config), sort_keys=False).rstrip(),
+        "",
+        f"data: {prepared.data_name}: {sum(roles.sizes().values())} records, {roles.n_features} features"
+        + (f" (records of shape {tuple(roles.input_shape)})" if roles.input_shape else "")
+        + f", {roles.n_classes} classes",
+        "data roles: " + ", ".join(f"{k}={v}" for k, v in roles.sizes().items()),
+        f"model: {_describe_model(prepared)}",
+        f"device: {prepared.context.device}",
+        "search space:\n  " + "\n  ".join(prepared.space.describe()),
+        f"plan: {n_trials} trial(s) (the baseline first in a new study), then {config.confirmation.seeds} "
+        "confirmation retrain(s) of the recommendation",
+        f"run folder: {folder.root} (storage {storage or config.study.storage or folder.default_storage})",
+        "dry run: nothing was trained or written",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _describe_model(prepared: Prepared) -> str:
+    from tuner.user_code import build_target_model
+
+    config = prepared.config
+    model = build_target_model(config, prepared.roles, dropout=0.0)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if config.model.builder is None:
+        return f"built-in MLP, hidden sizes {list(config.recipe.hidden_sizes)}, {n_params} parameters"
+    options = f" with options {dict(config.model.options)}" if config.model.options else ""
+    return f"{config.model.builder}{options}, {n_params} parameters"
 
 
 def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, optuna.Study]:

@@ -55,6 +55,31 @@ class Range:
 Knob = Range | float | int | None
 
 
+SEARCH_BUDGETS = ("fixed", "poisson", "truncated_negative_binomial")
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """How many trials the search runs (Papernot & Steinke, ICLR 2022).
+
+    ``fixed``: ``study.trials`` per run, adaptive sampler (TPE / NSGA-II).
+    ``poisson`` (``mean``) or ``truncated_negative_binomial`` (``eta``,
+    ``gamma``): the number of DP trials is drawn once per study from that
+    distribution and the configurations are drawn at random, so that
+    releasing the best run has a finite, accountable ε (see
+    :mod:`tuner.privacy_cost`).
+    """
+
+    distribution: str = "fixed"
+    mean: float | None = None
+    eta: float | None = None
+    gamma: float | None = None
+
+    @property
+    def is_random(self) -> bool:
+        return self.distribution != "fixed"
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """Where the Optuna study lives and how many trials one run adds."""
@@ -64,6 +89,7 @@ class StudyConfig:
     trials: int = 20
     seed: int = 0
     pruning: bool = True
+    search_budget: SearchBudget = field(default_factory=SearchBudget)
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,24 @@ class DataConfig:
     missing_values: tuple[str, ...] = ("?", "", "NA", "NaN")
     roles: RoleFractions = field(default_factory=RoleFractions)
     pool: PoolFractions = field(default_factory=PoolFractions)
+    loader: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    python_path: tuple[Path, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The target model: the built-in MLP, or the user's own builder.
+
+    ``builder`` is ``"module:function"`` (see :mod:`tuner.user_code` for the
+    contract), called with ``options`` as extra keyword arguments and
+    imported from ``python_path`` (default: the config file's folder). The
+    MLP's ``hidden_sizes`` live in the recipe and are ignored by a builder.
+    """
+
+    builder: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    python_path: tuple[Path, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +223,13 @@ class ConfirmationConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The worst-case audit (``privtune audit``): LiRA online with IN/OUT shadow models."""
+
+    shadow_models: int = 16
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One run's whole configuration.
 
@@ -191,11 +242,13 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
     device: str = "auto"
+    model: ModelConfig = field(default_factory=ModelConfig)
     threat_model: ThreatModelConfig = field(default_factory=ThreatModelConfig)
     adequacy: AdequacyConfig = field(default_factory=AdequacyConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     search_space: SearchSpaceConfig = field(default_factory=SearchSpaceConfig)
     confirmation: ConfirmationConfig = field(default_factory=ConfirmationConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source: Path | None = field(default=None, compare=False)
 
 
@@ -257,8 +310,16 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
             "missing_values": list(data.missing_values),
             "roles": asdict(data.roles),
             "pool": asdict(data.pool),
+            "loader": data.loader,
+            "options": dict(data.options),
+            "python_path": _paths_to_yaml(data.python_path),
         },
-        "model": {"hidden_sizes": recipe.pop("hidden_sizes")},
+        "model": {
+            "hidden_sizes": recipe.pop("hidden_sizes"),
+            "builder": cfg.model.builder,
+            "options": dict(cfg.model.options),
+            "python_path": _paths_to_yaml(cfg.model.python_path),
+        },
         "training": {**recipe, "device": cfg.device},
         "threat_model": {
             **asdict(cfg.threat_model),
@@ -285,11 +346,16 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
             },
         },
         "confirmation": asdict(cfg.confirmation),
+        "audit": asdict(cfg.audit),
     }
 
 
 def _knob_to_yaml(knob: Knob) -> Any:
     return asdict(knob) if isinstance(knob, Range) else knob
+
+
+def _paths_to_yaml(paths: tuple[Path, ...] | None) -> list[str] | None:
+    return None if paths is None else [str(p) for p in paths]
 
 
 # --- reading and validation -------------------------------------------------
@@ -504,6 +570,53 @@ def _file_path(base_dir: Path | None) -> Rule:
     return rule
 
 
+def _reference(*, nullable: bool = True) -> Rule:
+    """A ``"module:function"`` reference to the user's code (imported later, in prepare)."""
+    from tuner.user_code import REFERENCE, REFERENCE_FORM
+
+    return _pattern(REFERENCE, REFERENCE_FORM, nullable=nullable)
+
+
+def _options(reserved: Iterable[str] = ()) -> Rule:
+    """Keyword arguments for the user's callable: a mapping with identifier keys."""
+    reserved = tuple(reserved)
+
+    def rule(check: _Checker, path: str, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k.isidentifier() for k in value
+        ):
+            return check.fail(path, "a mapping of keyword arguments (identifier keys) or null", value)
+        clash = sorted(set(value) & set(reserved))
+        if clash:
+            return check.fail(
+                path, f"keyword arguments other than {list(reserved)}, which privtune passes itself", dict(value)
+            )
+        return dict(value)
+
+    return rule
+
+
+def _folders(base_dir: Path | None) -> Rule:
+    """A list of folders (relative ones resolve against the config file's folder), or null."""
+    folder = _file_path(base_dir)
+
+    def rule(check: _Checker, path: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not value:
+            return check.fail(path, "a folder, a non-empty list of folders, or null", value)
+        items = tuple(folder(check, f"{path}[{i}]", v) for i, v in enumerate(value))
+        if any(item is None for item in items):
+            return check.fail(path, "a list of folders without nulls", value)
+        return items
+
+    return rule
+
+
 def _section(cls: type, rules: dict[str, Rule]) -> Rule:
     """A nested mapping read into ``cls``; missing keys keep ``cls``'s defaults."""
 
@@ -548,6 +661,15 @@ _RULES: dict[str, Callable[[Path | None], Rule]] = {
             "trials": _num(1, integer=True),
             "seed": _num(0, integer=True),
             "pruning": _flag(),
+            "search_budget": _section(
+                SearchBudget,
+                {
+                    "distribution": _one_of(SEARCH_BUDGETS),
+                    "mean": _num(1, nullable=True),
+                    "eta": _num(0, nullable=True),
+                    "gamma": _num(0, 1, True, True, nullable=True),
+                },
+            ),
         },
     ),
     "data": lambda base_dir: _section(
@@ -573,6 +695,9 @@ _RULES: dict[str, Callable[[Path | None], Rule]] = {
                 PoolFractions,
                 {"calibration": _num(0, 1, True, True), "population": _num(0, 1, True, True)},
             ),
+            "loader": _reference(),
+            "options": _options(),
+            "python_path": _folders(base_dir),
         },
     ),
     "threat_model": lambda _: _section(
@@ -624,6 +749,7 @@ _RULES: dict[str, Callable[[Path | None], Rule]] = {
         },
     ),
     "confirmation": lambda _: _section(ConfirmationConfig, {"seeds": _num(1, integer=True)}),
+    "audit": lambda _: _section(AuditConfig, {"shadow_models": _num(4, integer=True)}),
 }
 _TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "optimizer")
 
@@ -636,21 +762,49 @@ def _read_config(check: _Checker, raw: Any, *, base_dir: Path | None) -> RunConf
         "data": _check_data,
         "threat_model": _check_threat_model,
         "search_space": _check_search_space,
+        "audit": _check_audit,
     }
     for name, make in _RULES.items():  # in the order of the documented file
         parts[name] = make(base_dir)(check, name, top.get(name))
         if name in cross_checks:
             cross_checks[name](check, parts[name])
         if name == "data":
-            parts["recipe"], parts["device"] = _read_recipe(
-                check, top.get("model"), top.get("training")
+            parts["recipe"], parts["device"], parts["model"] = _read_recipe(
+                check, top.get("model"), top.get("training"), base_dir
             )
+    data, model = parts["data"], parts["model"]
+    raw_data = top.get("data") if isinstance(top.get("data"), Mapping) else {}
+    if _ok(data) and data.source == "python" and "name" not in raw_data and _ok(data.loader) and data.loader:
+        parts["data"] = data = dataclasses.replace(data, name=data.loader)  # what reports call the data
+    if base_dir is not None:  # user code imports from the config file's folder unless told otherwise
+        if _ok(data) and data.source == "python" and data.python_path is None:
+            parts["data"] = dataclasses.replace(data, python_path=(base_dir.resolve(),))
+        if _ok(model) and model.builder is not None and model.python_path is None:
+            parts["model"] = dataclasses.replace(model, python_path=(base_dir.resolve(),))
+    _check_search_budget(check, parts["study"], parts["search_space"])
+    _check_max_exposed(check, parts["threat_model"], parts["adequacy"])
     return RunConfig(**parts)
 
 
-def _read_recipe(check: _Checker, model: Any, training: Any) -> tuple[TrainingRecipe, str]:
-    """model.* and training.* become a TrainingRecipe (validated by defenses)."""
-    model = check.mapping("model", model, ["hidden_sizes"])
+_MODEL_RULES: dict[str, Callable[[Path | None], Rule]] = {
+    "builder": lambda _: _reference(),
+    "options": lambda _: _options(reserved=("input_shape", "n_classes", "dropout")),
+    "python_path": _folders,
+}
+
+
+def _read_recipe(
+    check: _Checker, model: Any, training: Any, base_dir: Path | None
+) -> tuple[TrainingRecipe, str, ModelConfig]:
+    """model.* and training.* become a TrainingRecipe (validated by defenses) and a ModelConfig."""
+    model = check.mapping("model", model, ["hidden_sizes", *_MODEL_RULES])
+    model_config = ModelConfig(
+        **{
+            key: make(base_dir)(check, f"model.{key}", model[key])
+            for key, make in _MODEL_RULES.items()
+            if key in model
+        }
+    )
     training = check.mapping("training", training, [*_TRAINING_KEYS, "device"])
     device = training.get("device", "auto")
     if not (isinstance(device, str) and _DEVICE.fullmatch(device)):
@@ -668,7 +822,13 @@ def _read_recipe(check: _Checker, model: Any, training: Any) -> tuple[TrainingRe
             prefix = "model." if key.startswith("hidden_sizes") else "training."
             check.problems.append(f"{prefix}{key}: {message}")
         recipe = TrainingRecipe()
-    return recipe, device
+    if model_config.builder is None:  # keys that only a user's builder reads
+        if _ok(model_config.options) and model_config.options:
+            check.fail("model.options", "empty unless model.builder is set", model_config.options)
+        if _ok(model_config.python_path) and model_config.python_path is not None:
+            shown = [str(p) for p in model_config.python_path]
+            check.fail("model.python_path", "null unless model.builder is set", shown)
+    return recipe, device, model_config
 
 
 def _ok(*values: Any) -> bool:
@@ -692,6 +852,18 @@ def _check_data(check: _Checker, data: DataConfig) -> None:
                     "null when data.source is 'builtin' (set data.source to 'csv' or 'npz' to load a file)",
                     str(value),
                 )
+    elif data.source == "python":
+        if data.loader is None:
+            check.fail("data.loader", f"{'module:function'!r} of your loader when data.source is 'python'", None)
+        for key in ("path", "target", "test_path"):
+            value = getattr(data, key)
+            if value is not None and _ok(value):
+                check.fail(
+                    f"data.{key}",
+                    "null when data.source is 'python' (the loader returns the data; pass its "
+                    "arguments in data.options)",
+                    str(value),
+                )
     elif data.source in ("csv", "npz"):
         if data.path is None:
             check.fail("data.path", f"a file path when data.source is {data.source!r}", None)
@@ -705,6 +877,12 @@ def _check_data(check: _Checker, data: DataConfig) -> None:
                 "null when data.source is 'npz' (the labels are the array y)",
                 data.target,
             )
+    if data.source != "python":
+        for key, empty in (("loader", None), ("options", {}), ("python_path", None)):
+            value = getattr(data, key)
+            if _ok(value) and value != empty:
+                shown = [str(p) for p in value] if key == "python_path" else value
+                check.fail(f"data.{key}", f"{empty!r} unless data.source is 'python'", shown)
     roles, pool = data.roles, data.pool
     if not (_ok(roles) and _ok(*vars(roles).values())):
         return
@@ -718,7 +896,7 @@ def _check_data(check: _Checker, data: DataConfig) -> None:
             "0 when data.test_path is set (the test file is the test role)",
             roles.test,
         )
-    if data.test_path is None and roles.test == 0:
+    if data.test_path is None and roles.test == 0 and data.source != "python":
         check.fail("data.roles.test", "a number in (0, 1] when data.test_path is null", roles.test)
     if not (_ok(pool) and _ok(pool.calibration, pool.population)):
         return
@@ -750,6 +928,15 @@ def _check_threat_model(check: _Checker, threat: ThreatModelConfig) -> None:
     ):
         return
     registry = _attack_registry()
+    online = [a for a in threat.attacks if getattr(registry.get(a), "online", False)]
+    if online:
+        offline = sorted(name for name, cls in registry.items() if not cls.online)
+        check.fail(
+            "threat_model.attacks",
+            f"attacks of the realistic attacker, one of {offline} ({online} need shadow models "
+            "trained IN on the candidates: they run in `privtune audit`, the worst-case view)",
+            list(threat.attacks),
+        )
     needing = [
         a for a in threat.attacks if getattr(registry.get(a), "uses_reference_models", False)
     ]
@@ -760,6 +947,61 @@ def _check_threat_model(check: _Checker, threat: ThreatModelConfig) -> None:
             f"an integer in [1, {k_max}] (threat_model.max_reference_models = {k_max}) "
             f"because attacks {needing} train reference models",
             k,
+        )
+
+
+def _check_audit(check: _Checker, audit: AuditConfig) -> None:
+    """Each candidate is IN for exactly half the shadow models: their number must be even."""
+    if _ok(audit) and _ok(audit.shadow_models) and audit.shadow_models % 2:
+        check.fail(
+            "audit.shadow_models",
+            "an even integer >= 4 (each record is IN for exactly half of the shadow models)",
+            audit.shadow_models,
+        )
+
+
+def _check_max_exposed(check: _Checker, threat: ThreatModelConfig, adequacy: AdequacyConfig) -> None:
+    """Exposure is measured through likelihood ratios: a bound on it needs an attack that has one."""
+    if not (_ok(threat, adequacy) and _ok(threat.attacks, adequacy.max_exposed)) or adequacy.max_exposed is None:
+        return
+    from objectives.attacks import Attack
+
+    registry = _attack_registry()
+    with_ratio = sorted(
+        name for name, cls in registry.items()
+        if cls.log_likelihood_ratio is not Attack.log_likelihood_ratio and not cls.online
+    )
+    if not set(threat.attacks) & set(with_ratio):
+        check.fail(
+            "adequacy.max_exposed",
+            f"null unless threat_model.attacks includes an attack with a likelihood ratio (one of {with_ratio}); "
+            f"the attacks {list(threat.attacks)} cannot tell how many members are exposed",
+            adequacy.max_exposed,
+        )
+
+
+def _check_search_budget(check: _Checker, study: StudyConfig, space: SearchSpaceConfig) -> None:
+    """A random budget names its parameters, and searches DP trials only."""
+    if not (_ok(study) and _ok(study.search_budget)):
+        return
+    budget = study.search_budget
+    if not _ok(budget.distribution, budget.mean, budget.eta, budget.gamma):
+        return
+    path = "study.search_budget"
+    needs = {"fixed": (), "poisson": ("mean",), "truncated_negative_binomial": ("eta", "gamma")}
+    wanted = needs[budget.distribution]
+    for key in ("mean", "eta", "gamma"):
+        value = getattr(budget, key)
+        if key in wanted and value is None:
+            check.fail(f"{path}.{key}", f"set when {path}.distribution is {budget.distribution!r}", None)
+        elif key not in wanted and value is not None:
+            check.fail(f"{path}.{key}", f"null when {path}.distribution is {budget.distribution!r}", value)
+    if budget.is_random and _ok(space) and _ok(space.dp) and _ok(space.dp.use) and space.dp.use != (True,):
+        check.fail(
+            "search_space.dp.use",
+            f"[true] when {path}.distribution is {budget.distribution!r} (a trial without DP "
+            "trains on the members with no guarantee, so the search's ε would be infinite)",
+            list(space.dp.use),
         )
 
 
@@ -798,18 +1040,22 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "OBJECTIVE_MODES",
     "RISK_VIEWS",
+    "SEARCH_BUDGETS",
     "AdequacyConfig",
+    "AuditConfig",
     "ConfirmationConfig",
     "DPSpace",
     "DataConfig",
     "EarlyStoppingSpace",
     "InvalidDefenseError",
     "Knob",
+    "ModelConfig",
     "ObjectiveConfig",
     "PoolFractions",
     "Range",
     "RoleFractions",
     "RunConfig",
+    "SearchBudget",
     "SearchSpaceConfig",
     "StudyConfig",
     "ThreatModelConfig",

@@ -9,14 +9,24 @@ rerunning a finished study does not retrain.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import optuna
 
+from objectives import Exposure, is_adequate
+
 from tuner.records import TrialRecord
-from tuner.trial import TrialContext, evaluate_defense, measure_realistic, measure_worst_case, trial_seed
+from tuner.trial import (
+    TrialContext,
+    evaluate_defense,
+    measure_dp_bounds,
+    measure_realistic,
+    measure_worst_case,
+    trial_seed,
+)
 
 _CACHE_PREFIX = "confirmation:"
 
@@ -34,6 +44,9 @@ class Confirmation:
     worst_case: dict[str, Any]           # WorstCaseRisk.to_dict() of the pooled runs
     epsilon: float | None                # the largest ε a retrain spent (DP only)
     adequate: bool
+    exposed_per_seed: tuple[int, ...] = ()      # exposed members in each retrain
+    exposure: dict[str, Any] | None = None      # union over retrains (see _pool_exposures)
+    dp_bounds: dict[str, Any] | None = None     # DPBounds.to_dict() of the pooled figures (DP only)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +59,9 @@ class Confirmation:
             "worst_case": self.worst_case,
             "epsilon": self.epsilon,
             "adequate": self.adequate,
+            "exposed_per_seed": list(self.exposed_per_seed),
+            "exposure": self.exposure,
+            "dp_bounds": self.dp_bounds,
         }
 
     @classmethod
@@ -60,6 +76,9 @@ class Confirmation:
             worst_case=data["worst_case"],
             epsilon=data["epsilon"],
             adequate=data["adequate"],
+            exposed_per_seed=tuple(data.get("exposed_per_seed", ())),
+            exposure=data.get("exposure"),
+            dp_bounds=data.get("dp_bounds"),
         )
 
 
@@ -69,13 +88,24 @@ def confirm(
     """Retrain ``record``'s defense with ``replicates`` fresh seeds and pool them.
 
     ``view`` says which adequacy test the verdict applies (``realistic`` or
-    ``worst_case``, the study's risk view). The verdict is cached in the study's user attributes under the trial's
+    ``worst_case``, the study's risk view). With ``adequacy.max_exposed``
+    set, every retrain must also leave at most that many members exposed
+    (each retrain is a model the user might get). The verdict is cached in the study's user attributes under the trial's
     number; a cached verdict with the same number of replicates is reused.
     """
     key = f"{_CACHE_PREFIX}{view}:{record.number}"
     cached = study.user_attrs.get(key)
-    if cached is not None and len(cached["seeds"]) == replicates:
-        return Confirmation.from_dict(cached)
+    max_exposed = context.config.adequacy.max_exposed
+    if cached is not None and len(cached["seeds"]) == replicates and "exposed_per_seed" in cached:
+        cached = Confirmation.from_dict(cached)
+        pooled = cached.realistic if view == "realistic" else cached.worst_case
+        verdict = is_adequate(
+            risk=pooled["risk"],
+            max_ppv=context.config.adequacy.max_ppv,
+            exposed=max(cached.exposed_per_seed, default=0),
+            max_exposed=max_exposed,
+        )
+        return dataclasses.replace(cached, adequate=verdict)
 
     seeds = tuple(
         trial_seed(context.config.study.seed, record.number, replicate) for replicate in range(1, replicates + 1)
@@ -86,6 +116,15 @@ def confirm(
     worst = measure_worst_case(context, runs)
     utilities = tuple(e.utility_test for e in evaluations)
     epsilons = [e.epsilon for e in evaluations if e.epsilon is not None]
+    exposed = tuple(e.exposure.count for e in evaluations if e.exposure is not None)
+    deltas = [e.delta for e in evaluations if e.delta is not None]
+    bounds = measure_dp_bounds(
+        context,
+        realistic=realistic,
+        worst_case=worst,
+        epsilon=max(epsilons) if epsilons else None,
+        delta=max(deltas) if deltas else None,
+    )
     confirmation = Confirmation(
         trial_number=record.number,
         seeds=seeds,
@@ -98,7 +137,49 @@ def confirm(
         realistic=realistic.to_dict(),
         worst_case=worst.to_dict(),
         epsilon=max(epsilons) if epsilons else None,
-        adequate=realistic.adequate if view == "realistic" else worst.adequate,
+        adequate=is_adequate(
+            risk=realistic.risk if view == "realistic" else worst.risk,
+            max_ppv=context.config.adequacy.max_ppv,
+            exposed=max(exposed, default=0),  # every retrain is a model the user might get
+            max_exposed=max_exposed,
+        ),
+        exposed_per_seed=exposed,
+        exposure=_pool_exposures(
+            [e.exposure for e in evaluations if e.exposure is not None],
+            [e.false_exposure for e in evaluations if e.false_exposure is not None],
+        ),
+        dp_bounds=None if bounds is None else bounds.to_dict(),
     )
     study.set_user_attr(key, confirmation.to_dict())
     return confirmation
+
+
+def _pool_exposures(exposures: list[Exposure], false_alarms: list[Exposure]) -> dict[str, Any] | None:
+    """Members exposed in any retrain: row, in how many retrains, largest posterior, by which attack.
+
+    ``false_alarms`` are the same counts on the evaluation non-members, kept
+    per retrain beside the members' as the attacks' false-alarm yardstick.
+    """
+    if not exposures:
+        return None
+    seen: dict[int, dict[str, Any]] = {}
+    for exposure in exposures:
+        for record in exposure.records:
+            entry = seen.setdefault(record.row, {"row": record.row, "retrains": 0, "posterior": 0.0, "attack": ""})
+            entry["retrains"] += 1
+            if record.posterior > entry["posterior"]:
+                entry["posterior"], entry["attack"] = record.posterior, record.attack
+    first = exposures[0]
+    return {
+        "prior": first.prior,
+        "max_ppv": first.max_ppv,
+        "attacks": list(first.attacks),
+        "n_members": first.n_members,
+        "retrains": len(exposures),
+        "max_count": max(e.count for e in exposures),
+        "members": sorted(seen.values(), key=lambda e: (-e["retrains"], -e["posterior"], e["row"])),
+        "max_posterior": max(e.max_posterior for e in exposures),
+        "per_retrain": [e.count for e in exposures],
+        "false_alarms_per_retrain": [e.count for e in false_alarms],
+        "n_nonmembers": false_alarms[0].n_members if false_alarms else None,
+    }

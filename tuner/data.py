@@ -39,7 +39,7 @@ from tuner.errors import DataError
 if TYPE_CHECKING:
     from tuner.config import DataConfig
 
-DATA_SOURCES = ("builtin", "csv", "npz")
+DATA_SOURCES = ("builtin", "csv", "npz", "python")
 MISSING_CATEGORY = "<missing>"
 
 
@@ -54,6 +54,9 @@ class LabelledData:
         class_names: the original label spellings; index = class id.
         name: a short name for reports.
         test: a user-supplied test split, encoded the same way, or ``None``.
+        input_shape: the shape of one record before it was flattened into a
+            row of ``X`` (e.g. ``(1, 28, 28)`` for images from a user's
+            loader); ``None`` means a flat record of ``n_features``.
 
     Raises:
         DataError: shapes disagree, ``X`` holds NaN/inf, or ``y`` holds ids
@@ -66,6 +69,7 @@ class LabelledData:
     class_names: tuple[str, ...]
     name: str
     test: LabelledData | None = field(default=None)
+    input_shape: tuple[int, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X, dtype=np.float32)
@@ -100,6 +104,13 @@ class LabelledData:
         object.__setattr__(self, "y", y.astype(np.int64))
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.input_shape is not None:
+            shape = tuple(int(d) for d in self.input_shape)
+            if int(np.prod(shape)) != X.shape[1]:
+                raise DataError(
+                    f"{self.name}: records of shape {shape} do not flatten to the {X.shape[1]} columns of X"
+                )
+            object.__setattr__(self, "input_shape", shape)
 
     @property
     def n_rows(self) -> int:
@@ -174,6 +185,10 @@ def load_data(spec: DataConfig, *, base_dir: Path | None = None) -> LabelledData
     """
     if spec.source == "builtin":
         data = BUILTIN_DATASETS[spec.name]()
+    elif spec.source == "python":
+        from tuner.user_code import load_python_data
+
+        data = load_python_data(spec, base_dir=base_dir)
     else:
         path = _resolve(spec.path, base_dir, "data.path")
         test_path = (

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from defenses.recommendation import SCHEMA_VERSION
+from tuner.privacy_cost import which_epsilon_lines
+from tuner.report import PRIOR_GRID, ppv_over_priors
 from tuner.run_folder import RunFolder, write_atomic
 from tuner.tune import Prepared, Recommendation
 
@@ -36,6 +38,7 @@ def recommendation_document(prepared: Prepared, outcome: Recommendation, *, stud
         raise ValueError("there is no confirmed recommendation to export")
     config, roles = prepared.config, prepared.roles
     threat = config.threat_model
+    priors = sorted({*PRIOR_GRID, threat.membership_prior}, reverse=True)
     realistic = confirmation.realistic
     worst = confirmation.worst_case
     dp = chosen.defense.dp
@@ -54,7 +57,7 @@ def recommendation_document(prepared: Prepared, outcome: Recommendation, *, stud
             "attacks": list(threat.attacks),
             "risk_view": config.objective.risk,
         },
-        "adequacy": {"max_ppv": config.adequacy.max_ppv},
+        "adequacy": {"max_ppv": config.adequacy.max_ppv, "max_exposed": config.adequacy.max_exposed},
         "expected": {
             "utility": {
                 "metric": config.objective.utility,
@@ -69,8 +72,15 @@ def recommendation_document(prepared: Prepared, outcome: Recommendation, *, stud
                 "advantage": realistic["advantage"],
                 "break_even_prior": realistic["break_even_prior"],
                 "uncertain": realistic["uncertain"],
+                "upper_bound_95": realistic.get("upper_bound"),
                 "pooled_retrains": len(confirmation.seeds),
+                "ppv_over_prior": {str(pi): value for pi, value in ppv_over_priors(realistic, priors)},
+                "baseline_ppv_over_prior": None
+                if outcome.baseline is None
+                else {str(pi): value for pi, value in ppv_over_priors(outcome.baseline.realistic, priors)},
+                "warning": realistic.get("warning"),
             },
+            "exposed_members": _exposed(confirmation.exposure, config.adequacy.max_exposed),
             "worst_case": {
                 "auc": worst["auc"],
                 "tpr_at_fpr": worst["tpr_at_fpr"],
@@ -86,10 +96,32 @@ def recommendation_document(prepared: Prepared, outcome: Recommendation, *, stud
             "max_grad_norm": dp.max_grad_norm,
             "accountant": dp.accountant,
             "note": "ε of one training run; the tuning procedure itself spent more (it trained many "
-            "configurations on the same members)",
+            "configurations on the same members): see tuning_cost",
+            "tuning_cost": None if outcome.privacy_cost is None else outcome.privacy_cost.to_dict(),
+            "which_epsilon": which_epsilon_lines(outcome.privacy_cost, dp_recommended=True),
+            "dp_bounds": confirmation.dp_bounds,
         },
         "data": {"name": prepared.data_name, "fingerprint": roles.fingerprint, "roles": roles.sizes()},
         "study": {"name": study_name, "trial": chosen.number, "trials_completed": len(outcome.records)},
+    }
+
+
+def _exposed(exposure: dict[str, Any] | None, max_exposed: int | None) -> dict[str, Any] | None:
+    """Members whose posterior exceeded the bound in the confirmation retrains (row ids of the data set)."""
+    if exposure is None:
+        return None
+    return {
+        "prior": exposure["prior"],
+        "posterior_bound": exposure["max_ppv"],
+        "attacks": exposure["attacks"],
+        "max_per_retrain": exposure["max_count"],
+        "max_exposed": max_exposed,
+        "retrains": exposure["retrains"],
+        "rows": [m["row"] for m in exposure["members"]],
+        "members": exposure["members"],
+        "per_retrain": exposure.get("per_retrain"),
+        "false_alarms_per_retrain": exposure.get("false_alarms_per_retrain"),
+        "n_nonmembers": exposure.get("n_nonmembers"),
     }
 
 

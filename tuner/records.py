@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 
 from defenses import DefenseConfig
+from objectives import is_adequate
 from tuner.search_space import BASELINE_ATTR
 from tuner.trial import Evaluation
 
@@ -33,6 +34,11 @@ def evaluation_attrs(evaluation: Evaluation) -> dict[str, Any]:
         "epsilon": evaluation.epsilon,
         "delta": evaluation.delta,
         "noise_multiplier": evaluation.noise_multiplier,
+        "sample_rate": evaluation.sample_rate,
+        "steps": evaluation.steps,
+        "exposure": None if evaluation.exposure is None else evaluation.exposure.to_dict(),
+        "false_exposure": None if evaluation.false_exposure is None else evaluation.false_exposure.to_dict(),
+        "dp_bounds": None if evaluation.dp_bounds is None else evaluation.dp_bounds.to_dict(),
     }
 
 
@@ -63,14 +69,45 @@ class TrialRecord:
     noise_multiplier: float | None
     realistic: dict[str, Any]
     worst_case: dict[str, Any]
+    exposure: dict[str, Any] | None = None     # Exposure.to_dict(); None in studies stored before it
+    false_exposure: dict[str, Any] | None = None  # the same count on the evaluation non-members
+    dp_bounds: dict[str, Any] | None = None    # DPBounds.to_dict() of a DP trial
+    sample_rate: float | None = None
+    steps: int | None = None
+    max_exposed: int | None = None             # the adequacy bound on exposed members, if any
+
+    @property
+    def exposed(self) -> int | None:
+        """Members whose posterior exceeds the bound (``None`` when not recorded)."""
+        return None if self.exposure is None else int(self.exposure["count"])
+
+    @property
+    def exposure_ok(self) -> bool:
+        """Whether the optional ``adequacy.max_exposed`` bound holds (always, without one).
+
+        The PPV side of :func:`objectives.is_adequate` is the stored verdict;
+        this is its exposure side (a study recorded before exposure was
+        measured is judged on the PPV alone).
+        """
+        if self.max_exposed is None or self.exposed is None:
+            return True
+        return is_adequate(risk=0.0, max_ppv=1.0, exposed=self.exposed, max_exposed=self.max_exposed)
 
     def adequate_in(self, view: str) -> bool:
-        """Adequacy under the ``realistic`` or the ``worst_case`` view."""
-        return self.adequate if view == "realistic" else self.worst_case_adequate
+        """Adequacy under the ``realistic`` or the ``worst_case`` view.
+
+        Both views also require the optional bound on exposed members.
+        """
+        verdict = self.adequate if view == "realistic" else self.worst_case_adequate
+        return verdict and self.exposure_ok
 
 
-def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:
-    """Flatten a completed trial's user attributes."""
+def record_from_trial(trial: optuna.trial.FrozenTrial, *, max_exposed: int | None = None) -> TrialRecord:
+    """Flatten a completed trial's user attributes.
+
+    ``max_exposed`` is the config's optional bound on exposed members
+    (``adequacy.max_exposed``): :meth:`TrialRecord.adequate_in` applies it.
+    """
     attrs = trial.user_attrs
     realistic, worst = attrs["realistic"], attrs["worst_case"]
     return TrialRecord(
@@ -97,10 +134,20 @@ def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         noise_multiplier=attrs["noise_multiplier"],
         realistic=realistic,
         worst_case=worst,
+        exposure=attrs.get("exposure"),
+        false_exposure=attrs.get("false_exposure"),
+        dp_bounds=attrs.get("dp_bounds"),
+        sample_rate=attrs.get("sample_rate"),
+        steps=attrs.get("steps"),
+        max_exposed=max_exposed,
     )
 
 
-def completed_records(study: optuna.Study) -> list[TrialRecord]:
-    """Records of every completed trial, in trial-number order."""
+def completed_records(study: optuna.Study, *, max_exposed: int | None = None) -> list[TrialRecord]:
+    """Records of every completed trial, in trial-number order (see :func:`record_from_trial`)."""
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return [record_from_trial(t) for t in sorted(finished, key=lambda t: t.number) if "realistic" in t.user_attrs]
+    return [
+        record_from_trial(t, max_exposed=max_exposed)
+        for t in sorted(finished, key=lambda t: t.number)
+        if "realistic" in t.user_attrs
+    ]

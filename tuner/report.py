@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from typing import Any, Sequence
 
 import optuna
 
 from defenses import DefenseConfig
 from objectives import ppv
+from tuner.privacy_cost import which_epsilon_lines
 from tuner.records import TrialRecord
 from tuner.run_folder import RunFolder, write_atomic
+from tuner.search_budget import describe_budget
 from tuner.selection import pareto_front
 from tuner.tune import Prepared, Recommendation
 
@@ -40,7 +43,8 @@ def frontier_rows(records: Sequence[TrialRecord], chosen: TrialRecord | None) ->
                 "val util": _fmt(r.utility_validation),
                 "test util": _fmt(r.utility_test),
                 "PPV (realistic)": f"{r.risk:.3f} {_interval(r.risk_interval)}",
-                "adequate": ("yes" if r.adequate else "no") + (" ?" if r.uncertain else ""),
+                "adequate": ("yes" if r.adequate_in("realistic") else "no") + (" ?" if r.uncertain else ""),
+                "exposed": "—" if r.exposed is None else str(r.exposed),
                 "break-even π": _fmt(r.break_even_prior, 4),
                 "AUC (worst)": _fmt(r.worst_case_auc),
                 "PPV@0.5 (worst)": _fmt(r.worst_case_risk),
@@ -97,8 +101,15 @@ def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
     )
     worst = confirmation.worst_case
     lines.append(f"  worst-case view: AUC {worst['auc']:.4f}, PPV at π=0.5 with oracle thresholds {worst['risk']:.4f}")
+    lines.append("  " + exposure_line(confirmation.exposure, max_exposed=config.adequacy.max_exposed))
     if confirmation.epsilon is not None:
         lines.append(f"  DP: ε = {confirmation.epsilon:.3g} per training run (δ = {chosen.delta:.3g})")
+        cost = outcome.privacy_cost
+        if cost is not None:
+            search = "∞ (a trial trained without DP)" if math.isinf(cost.search_epsilon) else f"{cost.search_epsilon:.3g}"
+            lines.append(
+                f"  DP: ε of the tuning procedure = {search}; see the report's \"which ε holds for what\""
+            )
     wc = outcome.worst_case_choice
     if wc is None:
         lines.append("  worst-case tuning would have found no adequate defense in this space.")
@@ -109,6 +120,82 @@ def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
             f"test {metric} {wc.utility_test:.4f} ({cost:+.4f} given up)"
         )
     return lines
+
+
+def exposure_line(exposure: dict[str, Any] | None, *, max_exposed: int | None) -> str:
+    """Exposed members of a confirmation (pooled over its retrains), in one line."""
+    bound = "" if max_exposed is None else f" (bound {max_exposed} per retrain)"
+    if exposure is None or not exposure["attacks"]:
+        return "exposed members: not assessed (no configured attack has a likelihood ratio: add rmia or lira_offline)"
+    members = exposure["members"]
+    head = (
+        f"exposed members (posterior > {exposure['max_ppv']:g} at π={exposure['prior']:g} under "
+        f"{', '.join(exposure['attacks'])}): at most {exposure['max_count']} per retrain, {len(members)} in any of "
+        f"{exposure['retrains']}{bound}"
+    )
+    false_alarms = exposure.get("false_alarms_per_retrain") or []
+    if false_alarms:
+        head += (
+            f"; evaluation non-members above the same bound (false alarms): at most {max(false_alarms)} of "
+            f"{exposure['n_nonmembers']}"
+        )
+    if not members:
+        return head
+    shown = ", ".join(f"{m['row']}" for m in members[:10])
+    return head + f"; rows {shown}" + (f" … (+{len(members) - 10})" if len(members) > 10 else "")
+
+
+def exposure_rows(exposure: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The exposed members of a confirmation, one row each."""
+    if exposure is None:
+        return []
+    return [
+        {
+            "row id": str(m["row"]),
+            "posterior (largest)": f"{m['posterior']:.4f}",
+            "attack": m["attack"],
+            "exposed in retrains": f"{m['retrains']} of {exposure['retrains']}",
+        }
+        for m in exposure["members"]
+    ]
+
+
+def dp_bound_rows(bounds: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The (ε, δ) limits beside the measured figures: realistic points, then the oracle's."""
+    if bounds is None:
+        return []
+    rows = []
+    for view, prior in (("realistic", bounds["prior"]), ("oracle", 0.5)):
+        for b in bounds[view]:
+            rows.append(
+                {
+                    "view": f"{view} (π={prior:g})",
+                    "attack": b["attack"],
+                    "α → realized FPR": f"{b['target_fpr']:g} → {b['fpr']:.4f}",
+                    "TPR measured": f"{b['tpr']:.4f}",
+                    "TPR ≤ e^ε·FPR + δ": f"{b['tpr_bound']:.4f}",
+                    "PPV measured": f"{b['ppv']:.4f}",
+                    "PPV bound": f"{b['ppv_bound']:.4f}",
+                    "within": "yes" if b["within"] else "NO",
+                }
+            )
+    return rows
+
+
+def prior_rows(
+    baseline: dict[str, Any] | None, recommended: dict[str, Any] | None, priors: Sequence[float]
+) -> list[dict[str, str]]:
+    """PPV over a grid of priors for the baseline (its trial) and the recommendation (pooled retrains)."""
+    base = dict(ppv_over_priors(baseline, priors)) if baseline is not None else {}
+    rec = dict(ppv_over_priors(recommended, priors)) if recommended is not None else {}
+    return [
+        {
+            "π": f"{pi:g}",
+            "PPV baseline": _fmt(base.get(pi), 4),
+            "PPV recommendation": _fmt(rec.get(pi), 4),
+        }
+        for pi in priors
+    ]
 
 
 def ppv_over_priors(realistic: dict[str, Any], priors: Sequence[float] = PRIOR_GRID) -> list[tuple[float, float]]:
@@ -132,8 +219,14 @@ def calibration_rows(realistic: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def report_markdown(prepared: Prepared, outcome: Recommendation, *, study_name: str) -> str:
-    """The whole ``report.md``."""
+def report_markdown(
+    prepared: Prepared,
+    outcome: Recommendation,
+    *,
+    study_name: str,
+    figures: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The whole ``report.md``; ``figures`` are (title, relative PNG path) pairs to embed."""
     config, roles = prepared.config, prepared.roles
     threat = config.threat_model
     parts = [f"# privtune report: study `{study_name}`\n\n"]
@@ -146,8 +239,16 @@ def report_markdown(prepared: Prepared, outcome: Recommendation, *, study_name: 
         f"Threat model: membership prior π = {threat.membership_prior:g}, K = {threat.reference_models} "
         f"reference models, attacks {', '.join(threat.attacks)}, access `{threat.access}`, calibration FPRs "
         f"{', '.join(f'{a:g}' for a in threat.calibration_fprs)}. Adequate ⇔ PPV ≤ {config.adequacy.max_ppv:g} "
-        f"(risk view: {config.objective.risk}).\n\n"
+        f"(risk view: {config.objective.risk})"
+        + (
+            ""
+            if config.adequacy.max_exposed is None
+            else f" and at most {config.adequacy.max_exposed} exposed member(s)"
+        )
+        + f". Search: {describe_budget(outcome.budget)}.\n\n"
     )
+    for warning in prepared.warnings:
+        parts.append(f"> **Warning:** {warning}.\n\n")
     parts.append("## Recommendation\n\n```\n")
     parts.append("\n".join(summary_lines(prepared, outcome)) + "\n```\n")
     if outcome.confirmation is not None:
@@ -160,17 +261,48 @@ def report_markdown(prepared: Prepared, outcome: Recommendation, *, study_name: 
                 f"\nToo small for the data (fewer than {threat.min_expected_false_positives:g} expected false "
                 f"positives): {needed} evaluation non-members.\n"
             )
-        parts.append("\n### Risk over the membership prior\n\n")
+        parts.append("\n### Exposed members\n\n")
         parts.append(
-            render_table(
-                [{"π": f"{pi:g}", "PPV": f"{value:.4f}"} for pi, value in ppv_over_priors(realistic)], markdown=True
-            )
+            exposure_line(outcome.confirmation.exposure, max_exposed=config.adequacy.max_exposed)
+            + ". A member is exposed when an attack's likelihood ratio Λ puts its posterior π·Λ/(π·Λ + 1 − π) "
+            "above the adequacy bound: the attacker's claim about that one person is more likely right than the "
+            "bound allows. Row ids index the loaded data set.\n\n"
         )
+        rows = exposure_rows(outcome.confirmation.exposure)
+        if rows:
+            parts.append(render_table(rows, markdown=True))
+        if outcome.confirmation.dp_bounds is not None:
+            bounds = outcome.confirmation.dp_bounds
+            parts.append(
+                f"\n### DP bounds (ε = {bounds['epsilon']:.3g}, δ = {bounds['delta']:.3g}) beside the measured "
+                "figures\n\nAny test against an (ε, δ)-DP run has TPR ≤ e^ε·FPR + δ at every FPR, hence the PPV bound "
+                "at the same prior; realistic rows use each point's realized FPR.\n\n"
+            )
+            parts.append(render_table(dp_bound_rows(bounds), markdown=True))
+    priors = sorted({*PRIOR_GRID, threat.membership_prior}, reverse=True)
+    baseline = outcome.baseline
+    recommended = outcome.confirmation.realistic if outcome.confirmation is not None else None
+    if baseline is not None or recommended is not None:
+        parts.append(
+            "\n### Risk over the membership prior\n\nThe largest PPV over attacks and resolvable calibration FPRs at "
+            "each prior; the baseline from its trial, the recommendation from its pooled retrains.\n\n"
+        )
+        parts.append(
+            render_table(prior_rows(None if baseline is None else baseline.realistic, recommended, priors), markdown=True)
+        )
+    parts.append("\n## Which ε holds for what\n\n")
+    dp_recommended = outcome.chosen is not None and outcome.chosen.defense.dp is not None
+    parts.append(
+        "\n\n".join(which_epsilon_lines(outcome.privacy_cost, dp_recommended=dp_recommended)) + "\n"
+    )
     for candidate, verdict in outcome.rejected:
         parts.append(
             f"\nTrial #{candidate.number} ({candidate.defense.describe()}) was adequate in the search but not on "
             f"its confirmation retrains (pooled PPV {verdict.realistic['risk']:.4f}); it was passed over.\n"
         )
+    if figures:
+        parts.append("\n## Figures\n\n")
+        parts.append("".join(f"### {title}\n\n![{title}]({path})\n\n" for title, path in figures))
     parts.append("\n## Frontier\n\n")
     parts.append(
         "All completed trials by realistic risk; `*` marks the utility–risk frontier, `→` the recommendation, "
@@ -186,7 +318,8 @@ def trials_csv(study: optuna.Study) -> str:
         "number", "state", "baseline", "defense", "utility_validation", "utility_test", "realistic_ppv",
         "realistic_ppv_low", "realistic_ppv_high", "realistic_advantage", "break_even_prior", "adequate",
         "uncertain", "worst_case_auc", "worst_case_tpr_at_0.001", "worst_case_tpr_at_0.01",
-        "worst_case_ppv_at_0.5", "epsilon", "delta", "epochs_run", "seconds",
+        "worst_case_ppv_at_0.5", "epsilon", "delta", "epochs_run", "seconds", "realistic_ppv_upper95",
+        "exposed", "exposed_rows",
     ]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
@@ -206,6 +339,9 @@ def trials_csv(study: optuna.Study) -> str:
                 "realistic_ppv": real.get("risk", ""),
                 "realistic_ppv_low": real.get("interval", ["", ""])[0],
                 "realistic_ppv_high": real.get("interval", ["", ""])[1],
+                "realistic_ppv_upper95": real.get("upper_bound", ""),
+                "exposed": (a.get("exposure") or {}).get("count", ""),
+                "exposed_rows": " ".join(str(r) for r in (a.get("exposure") or {}).get("rows", [])),
                 "realistic_advantage": real.get("advantage", ""),
                 "break_even_prior": real.get("break_even_prior", ""),
                 "adequate": real.get("adequate", ""),
@@ -224,6 +360,10 @@ def trials_csv(study: optuna.Study) -> str:
 
 
 def write_reports(folder: RunFolder, study: optuna.Study, prepared: Prepared, outcome: Recommendation) -> None:
-    """Write ``trials.csv`` and ``report.md`` atomically."""
+    """Write ``trials.csv``, the figures (``figures/*.png``) and ``report.md`` atomically."""
+    from tuner.figures import figure_data, write_figures
+
     write_atomic(folder.trials_csv, trials_csv(study))
-    write_atomic(folder.report, report_markdown(prepared, outcome, study_name=study.study_name))
+    written = write_figures(folder.figures, figure_data(study, prepared.config, outcome))
+    figures = [(title, path.relative_to(folder.root).as_posix()) for title, path in written]
+    write_atomic(folder.report, report_markdown(prepared, outcome, study_name=study.study_name, figures=figures))

@@ -79,6 +79,7 @@ class DataRoles:
     n_classes: int
     n_features: int
     fingerprint: str
+    input_shape: tuple[int, ...] | None = None  # one record's shape before flattening (user loaders)
 
     def sizes(self) -> dict[str, int]:
         """Records per role, in :data:`ROLES` order."""
@@ -154,6 +155,7 @@ def split_roles(
         n_classes=data.n_classes,
         n_features=data.n_features,
         fingerprint=data.fingerprint(),
+        input_shape=data.input_shape,
     )
 
 

@@ -40,6 +40,11 @@ class RunFolder:
     def report(self) -> Path:
         return self.root / "report.md"
 
+    @property
+    def figures(self) -> Path:
+        """PNG figures that ``report.md`` embeds."""
+        return self.root / "figures"
+
     def recommendation(self, fmt: str) -> Path:
         return self.root / f"recommendation.{fmt}"
 
@@ -49,11 +54,17 @@ class RunFolder:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never a part."""
+    write_atomic_bytes(path, text.encode("utf-8"))
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -13,8 +13,9 @@ from typing import Any, Protocol, Sequence
 import optuna
 
 from defenses import DefenseConfig, EpochLog
-from objectives import adequacy_constraint, weighted_objective
+from objectives import adequacy_constraint, exposure_constraint, weighted_objective
 from tuner.config import RunConfig
+from tuner.figures import ROC_ATTR, roc_summary
 from tuner.errors import ConfigError
 from tuner.records import BASELINE_ATTR, evaluation_attrs
 from tuner.search_space import SearchSpace
@@ -23,6 +24,7 @@ from tuner.trial import Evaluation, TrialContext, evaluate_defense, trial_seed
 # risk − bound, set once per completed trial (Optuna refuses to overwrite it);
 # its samplers treat ≤ 0 as feasible and rank pruned trials by their curves.
 ADEQUACY_CONSTRAINT = "adequacy"
+EXPOSURE_CONSTRAINT = "exposure"  # exposed members − adequacy.max_exposed (only with that bound)
 
 
 class TrialObserver(Protocol):
@@ -33,6 +35,9 @@ class TrialObserver(Protocol):
     def epoch_finished(self, number: int, log: EpochLog) -> None: ...
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial, evaluation: Evaluation | None) -> None: ...
+
+    # Optional: ``study_updated(study)`` is called after every observer's
+    # ``trial_finished``, with the study, for views of all trials (figures).
 
 
 def open_study(config: RunConfig, storage: str, *, data_fingerprint: str) -> optuna.Study:
@@ -88,8 +93,14 @@ def run_trials(
     n_trials: int,
     observers: Sequence[TrialObserver] = (),
 ) -> None:
-    """Run ``n_trials`` more trials of ``study`` (the baseline first, if new)."""
-    ensure_baseline(study, space)
+    """Run ``n_trials`` more trials of ``study`` (the baseline first, if new).
+
+    With a random search budget (``study.search_budget``) there is no
+    baseline: an undefended run trains on the members without a guarantee,
+    and the search must consist of DP runs only for its ε to be finite.
+    """
+    if not context.config.study.search_budget.is_random:
+        ensure_baseline(study, space)
     loop = _TrialLoop(context, space, observers)
     study.optimize(loop, n_trials=n_trials, callbacks=[loop.after_trial], gc_after_trial=False)
 
@@ -114,7 +125,11 @@ class _TrialLoop:
         self.space = space
         self.observers = tuple(observers)
         config = context.config
-        self.prune = config.study.pruning and config.objective.mode == "weighted"
+        self.prune = (
+            config.study.pruning
+            and config.objective.mode == "weighted"
+            and not config.study.search_budget.is_random  # every run of a random budget runs to the end
+        )
         self._finished: dict[int, Evaluation] = {}
 
     def __call__(self, trial: optuna.Trial) -> Any:
@@ -131,9 +146,15 @@ class _TrialLoop:
         )
         for key, value in evaluation_attrs(evaluation).items():
             trial.set_user_attr(key, value)
+        trial.set_user_attr(ROC_ATTR, roc_summary(evaluation.scores))  # for the study figures
         trial.set_user_attr("seconds", time.perf_counter() - started)
         risk, advantage = risk_view(config, evaluation)
         trial.set_constraint(ADEQUACY_CONSTRAINT, adequacy_constraint(risk=risk, max_ppv=config.adequacy.max_ppv))
+        if config.adequacy.max_exposed is not None and evaluation.exposure is not None:
+            trial.set_constraint(
+                EXPOSURE_CONSTRAINT,
+                exposure_constraint(exposed=evaluation.exposure.count, max_exposed=config.adequacy.max_exposed),
+            )
         self._finished[trial.number] = evaluation
         if config.objective.mode == "pareto":
             return evaluation.utility_validation, risk
@@ -145,6 +166,10 @@ class _TrialLoop:
         evaluation = self._finished.pop(frozen.number, None)
         for obs in self.observers:
             obs.trial_finished(frozen, evaluation)
+        for obs in self.observers:  # optional hook: observers that redraw study-level views
+            study_updated = getattr(obs, "study_updated", None)
+            if study_updated is not None:
+                study_updated(study)
 
     def _epoch_finished(self, trial: optuna.Trial, log: EpochLog) -> None:
         for obs in self.observers:
@@ -157,13 +182,17 @@ class _TrialLoop:
 
 def _sampler(config: RunConfig, *, n_existing: int) -> optuna.samplers.BaseSampler:
     seed = config.study.seed * 1_000_003 + n_existing
+    if config.study.search_budget.is_random:
+        # Papernot & Steinke's bound is for independent runs whose settings do not depend on the
+        # data: random search, not TPE's or NSGA-II's adaptive choices.
+        return optuna.samplers.RandomSampler(seed=seed)
     if config.objective.mode == "pareto":
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
 
 
 def _pruner(config: RunConfig) -> optuna.pruners.BasePruner:
-    if not config.study.pruning or config.objective.mode == "pareto":
+    if not config.study.pruning or config.objective.mode == "pareto" or config.study.search_budget.is_random:
         return optuna.pruners.NopPruner()
     # Prune only the bottom quarter, and only after a third of the epochs: early
     # epochs of regularized or DP runs lag behind without being hopeless.

@@ -15,10 +15,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from defenses import DefenseConfig, EpochLog, TrainedModel, TrainingRecipe, build_mlp, predict_logits, train_model
+from defenses import DefenseConfig, EpochLog, TrainedModel, TrainingRecipe, predict_logits, train_model
 from objectives import (
     Attack,
     AttackScores,
+    DPBounds,
+    Exposure,
+    dp_bounds,
+    exposed_members,
     Observations,
     RealisticRisk,
     UtilityMetric,
@@ -30,6 +34,7 @@ from objectives import (
 )
 from tuner.config import RunConfig
 from tuner.roles import DataRoles, RoleSplit
+from tuner.user_code import build_target_model
 
 WORST_CASE_FPRS = (0.001, 0.01)
 
@@ -80,6 +85,12 @@ class Evaluation:
     delta: float | None
     noise_multiplier: float | None
     history: list[EpochLog] = field(default_factory=list)
+    exposure: Exposure | None = None        # members whose posterior exceeds max_ppv at π
+    false_exposure: Exposure | None = None  # evaluation non-members above the same bound (false alarms)
+    dp_bounds: DPBounds | None = None       # the (ε, δ) limits beside the measured figures (DP only)
+    sample_rate: float | None = None        # Poisson rate q of the DP steps (DP only)
+    steps: int | None = None                # noisy steps taken (DP only)
+    target: TrainedModel | None = field(default=None, repr=False)  # the trained target (audit)
 
 
 def trial_seed(study_seed: int, trial_number: int, replicate: int = 0) -> int:
@@ -134,6 +145,8 @@ def evaluate_defense(
     }
     val_logits = predict_logits(target.model, roles.validation.X, device=context.device)
     test_logits = predict_logits(target.model, roles.test.X, device=context.device)
+    realistic = measure_realistic(context, [scores])
+    worst_case = measure_worst_case(context, [scores])
     return Evaluation(
         defense=defense,
         seed=seed,
@@ -142,13 +155,72 @@ def evaluate_defense(
         utility_test=context.utility.score(roles.test.y, test_logits),
         utility_test_interval=context.utility.interval(roles.test.y, test_logits),
         scores=scores,
-        realistic=measure_realistic(context, [scores]),
-        worst_case=measure_worst_case(context, [scores]),
+        realistic=realistic,
+        worst_case=worst_case,
         epochs_run=target.epochs_run,
         epsilon=target.epsilon,
         delta=target.delta,
         noise_multiplier=target.noise_multiplier,
         history=list(target.history),
+        exposure=measure_exposure(context, observed["members"], observed["population"], rows=roles.members.rows),
+        false_exposure=measure_exposure(
+            context, observed["nonmembers"], observed["population"], rows=roles.nonmembers.rows
+        ),
+        dp_bounds=measure_dp_bounds(
+            context, realistic=realistic, worst_case=worst_case, epsilon=target.epsilon, delta=target.delta
+        ),
+        sample_rate=target.sample_rate,
+        steps=target.steps,
+        target=target,
+    )
+
+
+def train_shadow(
+    context: TrialContext, defense: DefenseConfig, data: tuple[np.ndarray, np.ndarray], *, seed: int
+) -> TrainedModel:
+    """One model trained on ``data`` with the study's recipe and ``defense`` (the audit's shadows)."""
+    return _train(context, defense, data, seed=seed, track_epsilon=False)
+
+
+def measure_exposure(
+    context: TrialContext, records: Observations, population: Observations, *, rows: np.ndarray
+) -> Exposure:
+    """Records whose posterior at π exceeds ``max_ppv`` under an attack with a likelihood ratio.
+
+    For the members this is who stays exposed; for the evaluation
+    non-members the same count is the attacks' false alarms, the yardstick
+    for the members' figure. ``rows`` are the records' row ids in the data set.
+    """
+    log_lrs = {}
+    for attack in context.attacks:
+        log_lr = attack.log_likelihood_ratio(records, population)
+        if log_lr is not None:
+            log_lrs[attack.name] = log_lr
+    return exposed_members(
+        log_lrs,
+        rows=rows,
+        prior=context.config.threat_model.membership_prior,
+        max_ppv=context.config.adequacy.max_ppv,
+    )
+
+
+def measure_dp_bounds(
+    context: TrialContext,
+    *,
+    realistic: RealisticRisk,
+    worst_case: WorstCaseRisk,
+    epsilon: float | None,
+    delta: float | None,
+) -> DPBounds | None:
+    """The (ε, δ) limits beside the measured figures; ``None`` for a run without DP."""
+    if epsilon is None or delta is None:
+        return None
+    return dp_bounds(
+        points=realistic.points,
+        oracle_tpr=worst_case.tpr_at_fpr,
+        epsilon=epsilon,
+        delta=delta,
+        prior=context.config.threat_model.membership_prior,
     )
 
 
@@ -190,9 +262,7 @@ def _train(
     validation = validation if validation is not None else roles.validation
     utility = context.utility
     return train_model(
-        lambda: build_mlp(
-            roles.n_features, roles.n_classes, hidden_sizes=recipe.hidden_sizes, dropout=defense.dropout
-        ),
+        lambda: build_target_model(context.config, roles, dropout=defense.dropout),
         defense,
         recipe,
         data,

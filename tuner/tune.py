@@ -18,7 +18,7 @@ from typing import Sequence
 import optuna
 
 from defenses import resolve_device
-from objectives import utility_metric
+from objectives import resolution_warning, utility_metric
 from tuner.config import RunConfig
 from tuner.confirmation import Confirmation, confirm
 from tuner.data import load_data
@@ -27,9 +27,12 @@ from tuner.records import TrialRecord, completed_records
 from tuner.roles import DataRoles, split_roles
 from tuner.run_folder import RunFolder
 from tuner.search_space import SearchSpace
+from tuner.privacy_cost import PrivacyCost, privacy_cost
+from tuner.search_budget import BUDGET_ATTR, planned_runs, runs_started
 from tuner.selection import least_risky, rank_candidates
 from tuner.study import TrialObserver, open_study, run_trials
 from tuner.trial import TrialContext, build_context
+from tuner.user_code import check_target_model
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Prepared:
     context: TrialContext
     space: SearchSpace
     data_name: str
+    warnings: tuple[str, ...] = ()   # e.g. the lowest calibration FPR is too small for the data
 
 
 @dataclass
@@ -53,6 +57,8 @@ class Recommendation:
     rejected: list[tuple[TrialRecord, Confirmation]] = field(default_factory=list)
     worst_case_choice: TrialRecord | None = None
     least_risky: TrialRecord | None = None
+    privacy_cost: PrivacyCost | None = None     # which ε holds for what (DP recommendations)
+    budget: dict | None = None                  # the random search budget's record, if any
 
     @property
     def baseline(self) -> TrialRecord | None:
@@ -74,13 +80,25 @@ def prepare(config: RunConfig) -> Prepared:
             f"{roles.n_classes} classes, but got {config.objective.utility!r} (it needs a binary task)"
         )
     _check_resolvable(config, roles)
+    check_target_model(config, roles)
     try:
         device = resolve_device(config.device)
     except ValueError as err:
         raise ConfigError(f"training.device: {err}") from None
     context = build_context(config, roles, device, metric)
+    threat = config.threat_model
+    warning = resolution_warning(
+        n_nonmembers=len(roles.nonmembers),
+        calibration_fprs=threat.calibration_fprs,
+        min_expected_false_positives=threat.min_expected_false_positives,
+    )
     return Prepared(
-        config=config, roles=roles, context=context, space=SearchSpace(config.search_space), data_name=data.name
+        config=config,
+        roles=roles,
+        context=context,
+        space=SearchSpace(config.search_space),
+        data_name=data.name,
+        warnings=() if warning is None else (warning,),
     )
 
 
@@ -92,13 +110,24 @@ def run_study(
     storage: str | None = None,
     observers: Sequence[TrialObserver] = (),
 ) -> optuna.Study:
-    """Open (or continue) the study in the run folder and add ``n_trials`` trials."""
+    """Open (or continue) the study in the run folder and add ``n_trials`` trials.
+
+    Under a random search budget (``study.search_budget``) the study runs
+    the K runs drawn for it instead: what is left of them (``n_trials`` does
+    not apply; observers with a ``total`` are told the number).
+    """
     folder.create()
     study = open_study(
         prepared.config,
         storage or prepared.config.study.storage or folder.default_storage,
         data_fingerprint=prepared.roles.fingerprint,
     )
+    planned = planned_runs(study, prepared.config)
+    if planned is not None:
+        n_trials = max(0, planned - runs_started(study))
+        for observer in observers:
+            if hasattr(observer, "total"):
+                observer.total = n_trials  # type: ignore[attr-defined]
     if n_trials > 0:
         run_trials(study, prepared.context, prepared.space, n_trials=n_trials, observers=observers)
     return study
@@ -112,13 +141,14 @@ def recommend(prepared: Prepared, study: optuna.Study) -> Recommendation:
     """
     config = prepared.config
     view = config.objective.risk
-    records = completed_records(study)
+    records = completed_records(study, max_exposed=config.adequacy.max_exposed)
     outcome = Recommendation(
         records=records,
         chosen=None,
         confirmation=None,
         worst_case_choice=next(iter(rank_candidates(records, view="worst_case")), None),
         least_risky=least_risky(records),
+        budget=study.user_attrs.get(BUDGET_ATTR),
     )
     for candidate in rank_candidates(records, view=view):
         verdict = confirm(
@@ -128,6 +158,15 @@ def recommend(prepared: Prepared, study: optuna.Study) -> Recommendation:
             outcome.chosen, outcome.confirmation = candidate, verdict
             break
         outcome.rejected.append((candidate, verdict))
+    if outcome.chosen is not None:
+        outcome.privacy_cost = privacy_cost(
+            study,
+            config,
+            chosen=outcome.chosen,
+            confirmed=[candidate for candidate, _ in outcome.rejected] + [outcome.chosen],
+            n_members=len(prepared.roles.members),
+            budget=outcome.budget,
+        )
     return outcome
 
 

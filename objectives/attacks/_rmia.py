@@ -49,6 +49,16 @@ class RMIAAttack(Attack):
             model is OUT, so a stays fixed. Neither default could be checked
             against the paper's text itself.
 
+    **Likelihood ratio.** :meth:`log_likelihood_ratio` returns
+    ``log(Pr(x|θ) / Pr(x))``, the paper's likelihood ratio of x under the
+    target against the population of (reference) models, by Bayes' rule
+    ``Pr(θ|x) / Pr(θ)``. It is the per-record quantity the pairwise test
+    above compares between x and z; privtune takes it as RMIA's Λ for
+    per-record posteriors. With the offline ``Pr(x) ≥ (1 − a)/2`` it is at
+    most ``2/(1 − a)`` (2.86 for a = 0.3): RMIA's offline ratio cannot by
+    itself push a record's posterior far above the prior, which is what the
+    formula says and not a defect of the implementation.
+
     Example:
         >>> refs = np.zeros((1, 2, 2))
         >>> target = np.array([[2.0, 0.0], [0.0, 0.0]])
@@ -65,12 +75,7 @@ class RMIAAttack(Attack):
         self.offline_a = offline_a
 
     def score(self, records: Observations, population: Observations | None = None) -> np.ndarray:
-        if not self.gamma > 0:
-            raise ValueError(f"rmia needs gamma > 0, but got gamma={self.gamma!r}")
-        if not 0.0 <= self.offline_a <= 1.0:
-            raise ValueError(
-                f"rmia needs 0 <= offline_a <= 1, but got offline_a={self.offline_a!r}"
-            )
+        self._check_params()
         _require_references(records, population)
         assert population is not None
         log_ratio_x = log_relative_probability(obs=records, offline_a=self.offline_a)
@@ -78,6 +83,23 @@ class RMIAAttack(Attack):
         # LR(x, z) ≥ γ  ⇔  log_ratio_z ≤ log_ratio_x − log γ
         dominated = np.searchsorted(log_ratio_z, log_ratio_x - np.log(self.gamma), side="right")
         return dominated / log_ratio_z.size
+
+    def log_likelihood_ratio(
+        self, records: Observations, population: Observations | None = None
+    ) -> np.ndarray:
+        """``log(Pr(x|θ) / Pr(x))`` per record (offline ``Pr(x)``); needs no population."""
+        self._check_params()
+        if records.n_reference_models < 1:
+            raise ValueError("rmia needs at least one reference model, but the records have K=0")
+        return log_relative_probability(obs=records, offline_a=self.offline_a)
+
+    def _check_params(self) -> None:
+        if not self.gamma > 0:
+            raise ValueError(f"rmia needs gamma > 0, but got gamma={self.gamma!r}")
+        if not 0.0 <= self.offline_a <= 1.0:
+            raise ValueError(
+                f"rmia needs 0 <= offline_a <= 1, but got offline_a={self.offline_a!r}"
+            )
 
 
 def log_relative_probability(*, obs: Observations, offline_a: float) -> np.ndarray:

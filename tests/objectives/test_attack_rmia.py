@@ -91,3 +91,18 @@ class TestRefusals:
     def test_rejects_bad_offline_a(self) -> None:
         with pytest.raises(ValueError, match="0 <= offline_a <= 1"):
             RMIAAttack(offline_a=1.5).score(RECORDS, POPULATION)
+
+
+def test_likelihood_ratio_is_the_relative_probability() -> None:
+    # Λ = Pr(x|θ)/Pr(x) from the table above: x1 0.9/0.675 = 4/3, x2 0.5/0.740 = 0.675676
+    attack = RMIAAttack(gamma=2.0, offline_a=0.3)
+    np.testing.assert_allclose(attack.likelihood_ratio(RECORDS, POPULATION), [0.9 / 0.675, 0.5 / 0.74], rtol=1e-12)
+    np.testing.assert_allclose(
+        attack.log_likelihood_ratio(RECORDS), np.log([0.9 / 0.675, 0.5 / 0.74]), rtol=1e-12
+    )
+
+
+def test_likelihood_ratio_is_bounded_offline() -> None:
+    # Pr(x) ≥ (1 − a)/2 = 0.35, so Λ ≤ 1/0.35 however sure the target is
+    sure = _binary([1.0 - 1e-12], [[1e-12], [1e-12]])
+    assert RMIAAttack().likelihood_ratio(sure)[0] == pytest.approx(1 / 0.35, rel=1e-9)

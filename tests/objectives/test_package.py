@@ -25,6 +25,9 @@ MODULES = [
     "objectives.attacks._modified_entropy",
     "objectives.attacks._rmia",
     "objectives.attacks._lira_offline",
+    "objectives.attacks._lira_online",
+    "objectives.exposure",
+    "objectives.dp_bounds",
 ]
 
 

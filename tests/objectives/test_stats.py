@@ -130,3 +130,53 @@ class TestDPBound:
         assert dp_ppv_bound(epsilon=10.0, delta=0.0, fpr=0.01, prior=0.01) == pytest.approx(
             1 / 1.99, rel=1e-12
         )
+
+
+class TestPPVUpperBound:
+    def test_is_ppv_at_the_one_sided_corners(self) -> None:
+        # 95 % one-sided upper bound: TPR at its 97.5 % upper CP limit, FPR at its 2.5 % lower limit
+        from objectives.stats import ppv_upper_bound
+
+        tpr_high = beta.ppf(0.975, 31, 70)   # 30 of 100
+        fpr_low = beta.ppf(0.025, 10, 991)   # 10 of 1000
+        expected = 0.01 * tpr_high / (0.01 * tpr_high + 0.99 * fpr_low)
+        got = ppv_upper_bound(tp=30, n_members=100, fp=10, n_nonmembers=1000, prior=0.01)
+        assert got == pytest.approx(expected, rel=1e-10)
+        # it lies inside the two-sided (Bonferroni, each rate at 97.5 %) interval's upper end
+        assert got <= ppv_interval(tp=30, n_members=100, fp=10, n_nonmembers=1000, prior=0.01)[1]
+
+
+class TestDPTPRBound:
+    def test_hand_value_and_cap(self) -> None:
+        from objectives.stats import dp_tpr_bound
+
+        assert dp_tpr_bound(epsilon=1.0, delta=1e-5, fpr=0.01) == pytest.approx(0.0271928183, rel=1e-9)
+        assert dp_tpr_bound(epsilon=10.0, delta=0.0, fpr=0.01) == 1.0
+
+    def test_rejects_negative_epsilon(self) -> None:
+        from objectives.stats import dp_tpr_bound
+
+        with pytest.raises(ValueError, match="need epsilon >= 0"):
+            dp_tpr_bound(epsilon=-1.0, delta=0.0, fpr=0.1)
+
+
+class TestResolutionWarning:
+    def test_message_when_the_lowest_fpr_is_too_small(self) -> None:
+        from objectives.stats import resolution_warning
+
+        text = resolution_warning(
+            n_nonmembers=359, calibration_fprs=[0.01, 0.001, 0.1], min_expected_false_positives=10
+        )
+        assert text == (
+            "the 359 evaluation non-members cannot resolve the lowest calibration FPR 0.001: 0.359 "
+            "false positives expected there (fewer than 10; not even one), so risk at that FPR is not "
+            "measured; 10000 non-members would resolve it (raise data.roles.nonmembers or use a "
+            "larger data set)"
+        )
+
+    def test_none_when_resolvable(self) -> None:
+        from objectives.stats import resolution_warning
+
+        assert resolution_warning(
+            n_nonmembers=10000, calibration_fprs=[0.001], min_expected_false_positives=10
+        ) is None

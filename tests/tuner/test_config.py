@@ -140,7 +140,7 @@ class TestProblems:
     def test_unknown_section(self) -> None:
         assert _problems({"optimizer": {}}) == [
             (
-                "optimizer: unknown key; allowed keys are ['adequacy', 'confirmation', 'data', 'model', "
+                "optimizer: unknown key; allowed keys are ['adequacy', 'audit', 'confirmation', 'data', 'model', "
                 "'objective', 'search_space', 'study', 'threat_model', 'training']"
             )
         ]
@@ -288,7 +288,7 @@ class TestProblems:
     def test_not_a_mapping(self) -> None:
         assert _problems([1, 2]) == [
             (
-                "config: must be a mapping with keys ['adequacy', 'confirmation', 'data', 'model', 'objective', "
+                "config: must be a mapping with keys ['adequacy', 'audit', 'confirmation', 'data', 'model', 'objective', "
                 "'search_space', 'study', 'threat_model', 'training'], but got [1, 2]"
             )
         ]
