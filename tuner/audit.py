@@ -32,7 +32,6 @@ target: the configured attacks, attacker-calibrated thresholds, prior π.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -313,8 +312,3 @@ def _tpr_cell(attack: WorstCaseAttack, fpr: float) -> str:
 def _rows(exposure: Exposure, limit: int = 20) -> str:
     shown = ", ".join(f"{r.row} ({r.posterior:.2f})" for r in exposure.records[:limit])
     return shown + (f" … and {exposure.count - limit} more" if exposure.count > limit else "")
-
-
-def context_for_recipe(context: TrialContext, recipe) -> TrialContext:  # noqa: ANN001 - a TrainingRecipe
-    """The context with another training recipe (an exported recommendation's)."""
-    return dataclasses.replace(context, config=dataclasses.replace(context.config, recipe=recipe))

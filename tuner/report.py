@@ -79,6 +79,11 @@ def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
     chosen, confirmation = outcome.chosen, outcome.confirmation
     if chosen is None or confirmation is None:
         lines.append(f"NO ADEQUATE DEFENSE: no trial kept the realistic PPV at π={prior:g} at or below {bound:g}.")
+        if outcome.budget is not None and not outcome.records:
+            lines.append(
+                f"The random search budget drew K = {outcome.budget['runs']} runs: nothing was trained (the "
+                "distribution allows it; it is part of what keeps the search's ε small)."
+            )
         if outcome.least_risky is not None:
             r = outcome.least_risky
             lines.append(
@@ -106,7 +111,13 @@ def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
         lines.append(f"  DP: ε = {confirmation.epsilon:.3g} per training run (δ = {chosen.delta:.3g})")
         cost = outcome.privacy_cost
         if cost is not None:
-            search = "∞ (a trial trained without DP)" if math.isinf(cost.search_epsilon) else f"{cost.search_epsilon:.3g}"
+            if math.isinf(cost.search_epsilon):
+                search = "∞ (a trial trained on the members without DP)"
+            else:
+                search = (
+                    f"{cost.search_and_confirmation_epsilon:.3g} (search {cost.search_epsilon:.3g}, "
+                    f"{cost.search_basis.replace('_', '-')}, plus {cost.confirmation_runs} confirmation retrain(s))"
+                )
             lines.append(
                 f"  DP: ε of the tuning procedure = {search}; see the report's \"which ε holds for what\""
             )

@@ -16,16 +16,17 @@ class LiRAOnlineAttack(Attack):
 
     Carlini et al., "Membership Inference Attacks From First Principles"
     (S&P 2022), Algorithm 1 ("our online Likelihood Ratio Attack"), step by
-    step:
+    step (the paper's section IV derives each step; its equation numbers are
+    not quoted here because they could not be checked against the text):
 
     1. membership inference as a hypothesis test between ``Q_in(x, y)``
        (models trained on datasets that contain (x, y)) and ``Q_out(x, y)``
        (datasets that do not); the statistic is the likelihood ratio
-       ``Λ = p(f | Q_in(x, y)) / p(f | Q_out(x, y))`` (their Section IV-A);
+       ``Λ = p(f | Q_in(x, y)) / p(f | Q_out(x, y))``;
     2. the model f is summarized by the logit-scaled confidence
-       ``φ = log(p_y / (1 − p_y))`` of the true class (Section IV-B/C:
-       "logit scaling" makes φ approximately Gaussian), computed here from
-       logits as ``logit_y − logsumexp_{j≠y} logit_j``;
+       ``φ = log(p_y / (1 − p_y))`` of the true class ("logit scaling",
+       which makes φ approximately Gaussian over training runs), computed
+       here from logits as ``logit_y − logsumexp_{j≠y} logit_j``;
     3. the two hypotheses are modelled as Gaussians fitted on the shadow
        models: ``μ_in(x), σ_in²`` over the shadows that trained on x and
        ``μ_out(x), σ_out²`` over those that did not (Algorithm 1, lines

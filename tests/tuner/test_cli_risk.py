@@ -43,15 +43,21 @@ def write(path: Path, config: dict) -> Path:
     ],
     ids=["unknown-attack", "too-many-reference-models", "fpr-one", "fpr-zero", "online-attack"],
 )
-@pytest.mark.parametrize("command", ["tune", "audit"])
-def test_bad_attack_settings_exit_2_with_the_key(tmp_path: Path, threat: dict, message: str, command: str) -> None:
+def test_bad_attack_settings_exit_2_with_the_key(tmp_path: Path, threat: dict, message: str) -> None:
     config = write(tmp_path / "bad.yaml", {"threat_model": threat})
-    args = [command, str(config)] + (["--out", str(tmp_path / "run")] if command == "tune" else [])
-    result = privtune(*args, cwd=tmp_path)
+    result = privtune("tune", str(config), "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert message in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_audit_checks_the_same_config(tmp_path: Path) -> None:
+    config = write(tmp_path / "bad.yaml", {"threat_model": {"attacks": ["shadow"], "calibration_fprs": [1.5]}})
+    result = privtune("audit", str(config), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "threat_model.attacks[0]: must be one of" in result.stderr
+    assert "threat_model.calibration_fprs[0]: must be a number in (0, 1), but got 1.5" in result.stderr
 
 
 def test_reference_part_smaller_than_the_members_exits_2(tmp_path: Path) -> None:
