@@ -10,11 +10,13 @@ rerunning a finished study does not retrain.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import optuna
+import scipy.stats
 
 from objectives import Exposure, is_adequate
 
@@ -82,6 +84,36 @@ class Confirmation:
         )
 
 
+def utility_prediction_interval(
+    per_seed: Sequence[float], per_seed_intervals: Sequence[tuple[float, float]], *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Where the test utility of one *new* training run of this defense should fall.
+
+    Two sources of spread add up: training randomness (the retrains' sample
+    variance s², inflated to a prediction for one new run, s²·(1 + 1/k), with
+    Student's t at k − 1 degrees of freedom) and the test set's sampling
+    error (each retrain's interval read as ±z·σ_test). The result is widened
+    to contain every retrain's own interval, and clipped to [0, 1].
+
+    Example:
+        >>> lo, hi = utility_prediction_interval([0.90, 0.92, 0.94], [(0.88, 0.92), (0.90, 0.94), (0.92, 0.96)])
+        >>> round(lo, 4), round(hi, 4)
+        (0.8186, 1.0)
+    """
+    k = len(per_seed)
+    mean = float(np.mean(per_seed))
+    z = float(scipy.stats.norm.ppf(0.5 + confidence / 2))
+    sampling_sd = float(np.mean([(hi - lo) / (2 * z) for lo, hi in per_seed_intervals]))
+    training = 0.0
+    if k > 1:
+        t = float(scipy.stats.t.ppf(0.5 + confidence / 2, df=k - 1))
+        training = (t * float(np.std(per_seed, ddof=1))) ** 2 * (1 + 1 / k)
+    half = math.sqrt(training + (z * sampling_sd) ** 2)
+    low = min(mean - half, *(lo for lo, _ in per_seed_intervals))
+    high = max(mean + half, *(hi for _, hi in per_seed_intervals))
+    return max(0.0, low), min(1.0, high)
+
+
 def confirm(
     context: TrialContext, record: TrialRecord, *, study: optuna.Study, replicates: int, view: str = "realistic"
 ) -> Confirmation:
@@ -130,9 +162,8 @@ def confirm(
         seeds=seeds,
         utility_test=float(np.mean(utilities)),
         utility_test_per_seed=utilities,
-        utility_test_interval=(
-            min(e.utility_test_interval[0] for e in evaluations),
-            max(e.utility_test_interval[1] for e in evaluations),
+        utility_test_interval=utility_prediction_interval(
+            utilities, [e.utility_test_interval for e in evaluations]
         ),
         realistic=realistic.to_dict(),
         worst_case=worst.to_dict(),
