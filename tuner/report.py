@@ -97,7 +97,7 @@ def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
     lines.append(f"{head}: {chosen.defense.describe()}  (trial #{chosen.number})")
     lines.append(
         f"  test {metric}: {confirmation.utility_test:.4f} {_interval(confirmation.utility_test_interval)} "
-        f"(mean of {len(confirmation.seeds)} retrains with fresh seeds)"
+        f"(mean of {len(confirmation.seeds)} retrains with fresh seeds; 95% prediction interval for a new run)"
     )
     lines.append(
         f"  realistic risk: PPV {realistic['risk']:.4f} {_interval(realistic['interval'])} at π={prior:g} "
