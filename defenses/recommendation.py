@@ -63,6 +63,8 @@ def load_recommendation(path: str | Path) -> LoadedRecommendation:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise InvalidDefenseError([(str(path), f"cannot be read ({err.strerror})")]) from None
+    except UnicodeDecodeError:
+        raise InvalidDefenseError([(str(path), "is not UTF-8 text (an exported recommendation is YAML or JSON)")]) from None
     try:
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as err:

@@ -66,6 +66,8 @@ class Tune(Command):
             return 0
         observers = [] if args.quiet else [ProgressPrinter(n_trials, utility_name=config.objective.utility)]
         tensorboard = TensorBoardLogger(folder.tensorboard, config)
+        _check_storage_url(args.storage or config.study.storage)
+        _check_writable_folder(folder.root)
         folder.create()
         write_atomic(folder.root / RUN_CONFIG, yaml.safe_dump(_portable_config(config), sort_keys=False))
         try:
@@ -197,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # privtune prints its own progress
+    # privtune prints its own progress and errors; Optuna's "trial failed" warning
+    # would repeat an interrupted trial's traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         return COMMANDS[args.command].take_action(args)
     except PrivtuneError as err:
@@ -209,9 +213,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("privtune: interrupted; finished trials are kept in the study", file=sys.stderr)
         return 130
+    except OSError as err:  # an output path that cannot be written: a bad argument
+        where = f" {err.filename}" if err.filename else ""
+        print(f"privtune: error: cannot write{where}: {err.strerror or err}; choose a writable path", file=sys.stderr)
+        return ConfigError.exit_code
+
+
+def _check_storage_url(url: str | None) -> None:
+    """Refuse a storage URL SQLAlchemy cannot use, before anything is written."""
+    if url is None:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise ConfigError(
+            f"--storage / study.storage: must be an Optuna RDB URL such as sqlite:///study.db or "
+            f"postgresql://user@host/db, but got {url!r} ({err})"
+        ) from None
+
+
+def _check_writable_folder(root: Path) -> None:
+    """Refuse an --out that is a file (or under one) before anything is written."""
+    for parent in (root, *root.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--out: {root} is not a folder ({parent} is a file); choose a folder path")
+            return
 
 
 def _finish(prepared: Prepared, folder: RunFolder, study: optuna.Study, outcome: Recommendation) -> int:
+    if not outcome.records:
+        raise ConfigError(
+            f"--trials: the study {study.study_name!r} has no completed trial to recommend from; "
+            "run `privtune tune` with --trials 1 or more"
+        )
     write_reports(folder, study, prepared, outcome)
     if outcome.chosen is not None:
         write_recommendation(folder, recommendation_document(prepared, outcome, study_name=study.study_name))
