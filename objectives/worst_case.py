@@ -171,7 +171,9 @@ def oracle_attack(
         members, nonmembers: scores (higher = more likely member).
         fprs: FPRs at which to report the oracle TPR.
         resolvable_fprs: non-empty; ``ppv_at_half`` is the largest
-            ``TPR(α)/(TPR(α) + α)`` over them.
+            ``TPR/(TPR + FPR)`` over every oracle threshold whose FPR is at
+            least the smallest of them (rarer claims cannot be observed), so
+            it bounds from above every realistic operating point at such FPRs.
     """
     if len(resolvable_fprs) == 0:
         raise ValueError("oracle_attack needs at least one resolvable FPR for ppv_at_half")
@@ -179,19 +181,27 @@ def oracle_attack(
     nonmembers = np.asarray(nonmembers, dtype=np.float64)
     fpr, tpr = roc_points(members, nonmembers)
     auc = roc_auc(members, nonmembers)
-    at_calibration = [tpr_at(fpr=fpr, tpr=tpr, alpha=float(a)) for a in resolvable_fprs]
     return WorstCaseAttack(
         attack=name,
         auc=auc,
         tpr_at_fpr={float(a): tpr_at(fpr=fpr, tpr=tpr, alpha=float(a)) for a in fprs},
         advantage=float(np.max(tpr - fpr)),
-        ppv_at_half=max(
-            t / (t + float(a)) for t, a in zip(at_calibration, resolvable_fprs, strict=True)
-        ),
+        ppv_at_half=_best_ppv_at_half(fpr=fpr, tpr=tpr, floor=min(float(a) for a in resolvable_fprs)),
         auc_interval=auc_interval(auc=auc, n_members=members.size, n_nonmembers=nonmembers.size),
         n_members=int(members.size),
         n_nonmembers=int(nonmembers.size),
     )
+
+
+def _best_ppv_at_half(*, fpr: np.ndarray, tpr: np.ndarray, floor: float) -> float:
+    """max TPR/(TPR+FPR) over the ROC at FPR ≥ ``floor`` (prior ½, oracle thresholds).
+
+    Along a segment of the (randomized-threshold) ROC the ratio is monotone,
+    so the maximum sits at a vertex or at the segment point where FPR = floor.
+    """
+    candidates = [(tpr_at(fpr=fpr, tpr=tpr, alpha=floor), floor)]
+    candidates += [(float(t), float(f)) for f, t in zip(fpr, tpr) if f >= floor and f > 0]
+    return max(t / (t + f) for t, f in candidates if t + f > 0)
 
 
 def roc_points(members: np.ndarray, nonmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

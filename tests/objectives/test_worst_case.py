@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from objectives import AttackScores, roc_points, worst_case_risk
+from objectives import AttackScores, realistic_risk, roc_points, worst_case_risk
+from objectives.stats import ppv
 from objectives.worst_case import roc_auc, tpr_at
 
 
@@ -117,3 +118,21 @@ class TestWorstCaseRisk:
         assert data["tpr_at_fpr"] == {"0.001": 1.0, "0.01": 1.0}
         assert data["attacks"][0]["attack"] == "a"
         assert data["adequate"] is False
+
+
+def test_worst_case_ppv_at_half_bounds_every_realistic_point_at_resolvable_fprs():
+    # The oracle may pick any threshold, so at prior ½ its best precision over FPR ≥ the
+    # smallest resolvable α must be at least the realistic attacker's at the same prior.
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        scores = {
+            "loss": AttackScores(
+                members=rng.normal(0.3, 1, 400), nonmembers=rng.normal(0, 1, 400), calibration=rng.normal(0, 1, 300)
+            )
+        }
+        fprs = (0.05, 0.1)
+        real = realistic_risk([scores], prior=0.01, calibration_fprs=fprs, max_ppv=0.5)
+        worst = worst_case_risk([scores], calibration_fprs=fprs, max_ppv=0.5)
+        for point in real.points:
+            if point.resolvable and point.fpr >= min(fprs):
+                assert worst.risk >= ppv(tpr=point.tpr, fpr=point.fpr, prior=0.5) - 1e-12
