@@ -100,10 +100,56 @@ def load_recommendation(path: str | Path) -> LoadedRecommendation:
         problems.append(("status", f"must be one of {list(STATUSES)}, but got {document['status']!r}"))
     if defense is not None:
         problems += _privacy_problems(document.get("privacy"), defense)
+        problems += _consistency_problems(document, defense)
     if problems:
         raise InvalidDefenseError(problems)
     assert defense is not None and recipe is not None
     return LoadedRecommendation(defense=defense, recipe=recipe, document=document)
+
+
+REQUIRED_SECTIONS = ("status", "threat_model", "adequacy", "expected")
+
+
+def _consistency_problems(document: Mapping[str, Any], defense: DefenseConfig) -> list[tuple[str, str]]:
+    """The figures an export carries must be in range and agree with each other.
+
+    A recommendation is a claim ("this defense keeps the attacker's precision
+    under the bound"): a hand-edited file whose status, risk and bound
+    contradict each other is refused rather than trusted.
+    """
+    problems: list[tuple[str, str]] = []
+    for key in REQUIRED_SECTIONS:
+        if key not in document:
+            problems.append((key, "is missing; re-export the recommendation with `privtune export`"))
+    if problems:
+        return problems
+    threat, adequacy, expected = document["threat_model"], document["adequacy"], document["expected"]
+    for key, value in (("threat_model", threat), ("adequacy", adequacy), ("expected", expected)):
+        if not isinstance(value, Mapping):
+            problems.append((key, f"must be a mapping, but got {value!r}"))
+    if problems:
+        return problems
+    _check_range(problems, "threat_model.membership_prior", threat.get("membership_prior"), low=0, high=1,
+                 low_open=True, high_open=True)
+    _check_range(problems, "adequacy.max_ppv", adequacy.get("max_ppv"), low=0, high=1, low_open=True)
+    utility = expected.get("utility") if isinstance(expected.get("utility"), Mapping) else {}
+    risk = expected.get("realistic_risk") if isinstance(expected.get("realistic_risk"), Mapping) else {}
+    _check_range(problems, "expected.utility.test", utility.get("test"), low=0, high=1)
+    _check_range(problems, "expected.realistic_risk.ppv", risk.get("ppv"), low=0, high=1)
+    if problems:
+        return problems
+    if risk["ppv"] > adequacy["max_ppv"]:
+        problems.append(
+            ("expected.realistic_risk.ppv", f"must be at most adequacy.max_ppv ({adequacy['max_ppv']!r}) in a "
+             f"recommendation, but got {risk['ppv']!r}")
+        )
+    undefended = defense.is_undefended
+    if (document["status"] == "no_defense_needed") != undefended:
+        problems.append(
+            ("status", f"must be {'no_defense_needed' if undefended else 'defense_recommended'} for this "
+             f"defense ({defense.describe()}), but got {document['status']!r}")
+        )
+    return problems
 
 
 def _privacy_problems(privacy: Any, defense: DefenseConfig) -> list[tuple[str, str]]:

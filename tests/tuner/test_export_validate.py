@@ -64,6 +64,16 @@ def _tamper(document: dict, how: str) -> dict:
     elif how == "negative-sigma":
         document["defense"]["dp"] = {"noise_multiplier": -1.0, "max_grad_norm": 1.0, "target_epsilon": None,
                                      "delta": None, "accountant": "prv"}
+    elif how == "prior-out-of-range":
+        document["threat_model"]["membership_prior"] = 1.5
+    elif how == "utility-out-of-range":
+        document["expected"]["utility"]["test"] = 7.0
+    elif how == "ppv-above-bound":
+        document["expected"]["realistic_risk"]["ppv"] = 0.9
+    elif how == "status-contradiction":
+        document["status"] = "defense_recommended" if document["status"] == "no_defense_needed" else "no_defense_needed"
+    elif how == "truncated":
+        del document["expected"]
     elif how == "privacy-mismatch":
         document["defense"]["dp"] = None
         document["privacy"] = {"epsilon": 1.0, "delta": 1e-5, "noise_multiplier": 1.0, "max_grad_norm": 1.0}
@@ -78,6 +88,11 @@ def _tamper(document: dict, how: str) -> dict:
         ("schema-version", "schema_version: must be 1, but got 2"),
         ("negative-sigma", "defense.dp.noise_multiplier: must be a number in (0, inf), but got -1.0"),
         ("privacy-mismatch", "privacy: must be null when defense.dp is null"),
+        ("prior-out-of-range", "threat_model.membership_prior: must be a number in (0, 1), but got 1.5"),
+        ("utility-out-of-range", "expected.utility.test: must be a number in [0, 1], but got 7.0"),
+        ("ppv-above-bound", "expected.realistic_risk.ppv: must be at most adequacy.max_ppv (0.5)"),
+        ("status-contradiction", "status: must be "),
+        ("truncated", "expected: is missing"),
     ],
 )
 @pytest.mark.parametrize("fmt", ["yaml", "json"])
