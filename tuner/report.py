@@ -15,7 +15,7 @@ from tuner.privacy_cost import which_epsilon_lines
 from tuner.records import TrialRecord
 from tuner.run_folder import RunFolder, write_atomic
 from tuner.search_budget import describe_budget
-from tuner.selection import pareto_front
+from tuner.selection import pareto_front, tie_margin
 from tuner.tune import Prepared, Recommendation
 
 PRIOR_GRID = (0.5, 0.1, 0.01, 0.001)
@@ -67,6 +67,21 @@ def render_table(rows: Sequence[dict[str, str]], *, markdown: bool) -> str:
     out.append(line(["-" * w for w in widths]) if markdown else "  ".join("-" * w for w in widths))
     out += [line([row[h] for h in headers]) for row in rows]
     return "\n".join(out) + "\n"
+
+
+def _why_not_the_baseline(outcome: Recommendation) -> list[str]:
+    """When the adequate baseline lost, say by how much (the tie rule of the selection)."""
+    base, chosen = outcome.baseline, outcome.chosen
+    if base is None or chosen is None or chosen.number == base.number or not base.adequate:
+        return []
+    best = max((r for r in outcome.records if r.adequate), key=lambda r: r.utility_validation)
+    floor = best.utility_validation - tie_margin(best)
+    return [
+        f"  why not the undefended baseline (#{base.number}, adequate too): its validation utility "
+        f"{base.utility_validation:.4f} is below the tie floor {floor:.4f} (best adequate #{best.number} "
+        f"{best.utility_validation:.4f} minus its interval half-width {tie_margin(best):.4f}); within that "
+        f"floor the lesser intervention, #{chosen.number}, wins."
+    ]
 
 
 def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
@@ -121,6 +136,7 @@ def summary_lines(prepared: Prepared, outcome: Recommendation) -> list[str]:
             lines.append(
                 f"  DP: ε of the tuning procedure = {search}; see the report's \"which ε holds for what\""
             )
+    lines += _why_not_the_baseline(outcome)
     wc = outcome.worst_case_choice
     if wc is None:
         lines.append("  worst-case tuning would have found no adequate defense in this space.")

@@ -71,3 +71,18 @@ def test_least_risky_and_pareto_front():
     # c is dominated by b (lower utility, higher risk).
     assert [r.number for r in pareto_front([a, b, c])] == [1, 0]
     assert least_risky([]) is None
+
+
+def test_the_report_says_why_an_adequate_baseline_lost():
+    from tuner.report import _why_not_the_baseline
+    from tuner.tune import Recommendation
+
+    base = record(0, val=0.90)
+    best = record(1, DefenseConfig(dropout=0.2), val=0.95)
+    lesser = record(2, DefenseConfig(dropout=0.1), val=0.94)
+    ranked = rank_candidates([base, best, lesser])
+    assert ranked[0].number == 2  # floor 0.95 − 0.02 = 0.93: #1 and #2 tie, #2 intervenes less
+    outcome = Recommendation(records=[base, best, lesser], chosen=ranked[0], confirmation=None)
+    (line,) = _why_not_the_baseline(outcome)
+    assert "0.9000 is below the tie floor 0.9300" in line and "#2 wins" in line
+    assert _why_not_the_baseline(Recommendation(records=[base], chosen=base, confirmation=None)) == []
