@@ -84,5 +84,5 @@ def test_the_report_says_why_an_adequate_baseline_lost():
     assert ranked[0].number == 2  # floor 0.95 − 0.02 = 0.93: #1 and #2 tie, #2 intervenes less
     outcome = Recommendation(records=[base, best, lesser], chosen=ranked[0], confirmation=None)
     (line,) = _why_not_the_baseline(outcome)
-    assert "0.9000 is below the tie floor 0.9300" in line and "#2 wins" in line
+    assert "0.9000 is below the tie floor 0.9300" in line and "intervention, #2, wins" in line
     assert _why_not_the_baseline(Recommendation(records=[base], chosen=base, confirmation=None)) == []
