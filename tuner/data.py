@@ -465,7 +465,11 @@ def _parse_float(value: str) -> float | None:
 def _fit_column(
     path: Path, name: str, values: list[str], lines: list[int], missing: frozenset[str]
 ) -> _Column:
-    """Numeric if every non-missing value parses as a number, else categorical."""
+    """Numeric if every non-missing value parses as a number, else categorical.
+
+    A column whose values are numbers but for at most 1% (and one) strays is
+    refused: that is a typo or an unlisted missing-value marker.
+    """
     present = [(v, line) for v, line in zip(values, lines) if v not in missing]
     numbers = [_parse_float(v) for v, _ in present]
     if present and all(x is not None for x in numbers):
@@ -479,6 +483,15 @@ def _fit_column(
             )
         return _Column(
             name, median=float(np.median(array)), mean=float(array.mean()), std=float(array.std())
+        )
+    strays = [(v, line) for (v, line), x in zip(present, numbers) if x is None]
+    if len(strays) <= max(1, len(present) // 100) and len(present) >= 20:
+        # Nearly every value is a number: a typo, not a categorical column (one-hot
+        # encoding it would turn each distinct number into a feature).
+        value, line = strays[0]
+        raise DataError(
+            f"{path}: column {name!r} holds numbers except {len(strays)} value(s), first {value!r} on line "
+            f"{line}; fix the value or add it to data.missing_values"
         )
     categories = sorted({v for v, _ in present})
     if len(present) < len(values):

@@ -285,3 +285,12 @@ class TestDataErrors:
     def test_direct_construction_is_checked_too(self) -> None:
         with pytest.raises(DataError, match=r"X has 3 rows but y has shape \(2,\)"):
             LabelledData(np.zeros((3, 1)), np.array([0, 1]), ("a",), ("n", "p"), "direct")
+
+
+def test_a_typo_in_a_numeric_csv_column_is_refused_not_one_hot_encoded(tmp_path):
+    rows = ["age,label"] + [f"{20 + i % 50},{'yes' if i % 2 else 'no'}" for i in range(200)]
+    rows[18] = "hello,yes"  # rows[0] is the header on line 1, so rows[18] is line 19
+    path = tmp_path / "typo.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"column 'age' holds numbers except 1 value\(s\), first 'hello' on line 19"):
+        load_data(DataConfig(source="csv", path=str(path), target="label"))
