@@ -244,18 +244,20 @@ def _load_npz(path: Path, test_path: Path | None) -> LabelledData:
                 f"{test_path}: the test file has {X_test.shape[1]} features but the training file has "
                 f"{X.shape[1]}; both files must describe records the same way"
             )
-        unknown = np.setdiff1d(y_test, classes)
-        if unknown.size:
-            raise DataError(
-                f"{test_path}: test labels {unknown.tolist()} do not occur in the training file {path}"
-            )
+        y_test_ids = encode_test_labels(y_test, classes, where=str(test_path), training=f"the training file {path}")
         features = tuple(f"x{i}" for i in range(X.shape[1]))
-        test = LabelledData(
-            X_test, np.searchsorted(classes, y_test), features, class_names, f"{path.stem}/test"
-        )
+        test = LabelledData(X_test, y_test_ids, features, class_names, f"{path.stem}/test")
     return LabelledData(
         X, y_ids, tuple(f"x{i}" for i in range(X.shape[1])), class_names, path.stem, test
     )
+
+
+def encode_test_labels(y_test: np.ndarray, classes: np.ndarray, *, where: str, training: str) -> np.ndarray:
+    """Class ids of a separate test split's labels; labels unseen in training are refused."""
+    unknown = np.setdiff1d(y_test, classes)
+    if unknown.size:
+        raise DataError(f"{where}: test labels {unknown.tolist()} do not occur in {training}")
+    return np.searchsorted(classes, y_test)
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuner.data import encode_test_labels
 from tuner.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -178,14 +179,9 @@ def load_python_data(spec: DataConfig, *, base_dir: Path | None = None) -> Label
                 f"data.loader {reference!r}: the test records have shape {X_test.shape[1:]} but the "
                 f"training records {X.shape[1:]}; both must describe records the same way"
             )
-        unknown = np.setdiff1d(y_test, classes)
-        if unknown.size:
-            raise DataError(
-                f"data.loader {reference!r}: test labels {unknown.tolist()} do not occur in the training labels"
-            )
         test_data = LabelledData(
             X_test.reshape(len(X_test), -1),
-            np.searchsorted(classes, y_test),
+            encode_test_labels(y_test, classes, where=f"data.loader {reference!r}", training="the training labels"),
             features,
             class_names,
             f"{name}/test",
