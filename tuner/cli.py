@@ -22,7 +22,8 @@ from tuner.progress import ProgressPrinter
 from tuner.report import frontier_rows, render_table, summary_lines, write_reports
 from tuner.run_folder import RunFolder, write_atomic
 from tuner.tensorboard import TensorBoardLogger
-from tuner.tune import Prepared, Recommendation, prepare, recommend, run_study
+from tuner.storage import check_storage_url, driver_url
+from tuner.tune import Prepared, Recommendation, open_run_study, prepare, recommend, run_study
 
 RUN_CONFIG = "config.yaml"
 
@@ -46,33 +47,47 @@ class Tune(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("config", nargs="?", help="YAML config (default: the built-in digits config)")
-        parser.add_argument("--trials", type=int, help="trials to add in this run (default: study.trials)")
+        parser.add_argument(
+            "--trials",
+            type=int,
+            help="trials the study should hold in all (default: study.trials); a rerun or another "
+            "worker continues toward it, a larger number extends a finished study",
+        )
         parser.add_argument("--out", type=Path, help="run folder (default: runs/<study.name>)")
-        parser.add_argument("--storage", help="Optuna RDB URL (default: a SQLite file in the run folder)")
+        parser.add_argument(
+            "--storage",
+            help="Optuna RDB URL, e.g. postgresql://user:password@host/db, shared by every worker "
+            "(default: a SQLite file in the run folder)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="print the resolved config and role sizes")
         parser.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
 
     def take_action(self, args: argparse.Namespace) -> int:
         config = load_config(args.config)
-        n_trials = config.study.trials if args.trials is None else args.trials
-        if n_trials < 0:
-            raise ConfigError(f"--trials: must be an integer >= 0, but got {n_trials}")
+        requested = config.study.trials if args.trials is None else args.trials
+        if requested < 0:
+            raise ConfigError(f"--trials: must be an integer >= 0, but got {requested}")
         prepared = prepare(config)
         for warning in prepared.warnings:
             print(f"privtune: warning: {warning}", file=sys.stderr)
         folder = RunFolder(args.out or Path("runs") / config.study.name)
         if args.dry_run:
-            print(dry_run_text(prepared, folder, n_trials=n_trials, storage=args.storage), end="")
+            print(dry_run_text(prepared, folder, n_trials=requested, storage=args.storage), end="")
             return 0
-        observers = [] if args.quiet else [ProgressPrinter(n_trials, utility_name=config.objective.utility)]
-        tensorboard = TensorBoardLogger(folder.tensorboard, config)
-        _check_storage_url(args.storage or config.study.storage)
+        check_storage_url(args.storage or config.study.storage)
         _check_writable_folder(folder.root)
-        folder.create()
+        shared = open_run_study(prepared, folder, storage=args.storage)
         write_atomic(folder.root / RUN_CONFIG, yaml.safe_dump(_portable_config(config), sort_keys=False))
+        target, done = shared.target(requested), shared.finished()
+        if done >= target and not args.quiet:
+            print(f"privtune: the study already holds {done} of {target} trials; pass --trials N "
+                  "with a larger N to add more", file=sys.stderr)
+        observers = [] if args.quiet else [ProgressPrinter(target, done=done, utility_name=config.objective.utility)]
+        tensorboard = TensorBoardLogger(folder.tensorboard, config)
         try:
-            study = run_study(prepared, folder, n_trials=n_trials, storage=args.storage, observers=[*observers, tensorboard])
-            outcome = recommend(prepared, study)
+            study = run_study(prepared, shared, target=target, observers=[*observers, tensorboard])
+            with shared.lock("recommend"):  # one worker confirms; the others reuse its cached retrains
+                outcome = recommend(prepared, study)
             tensorboard.recommendation_made(study, outcome, summary_lines(prepared, outcome))
         finally:
             tensorboard.close()
@@ -219,22 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ConfigError.exit_code
 
 
-def _check_storage_url(url: str | None) -> None:
-    """Refuse a storage URL SQLAlchemy cannot use, before anything is written."""
-    if url is None:
-        return
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        make_url(url).get_dialect()
-    except (ArgumentError, NoSuchModuleError, ValueError) as err:
-        raise ConfigError(
-            f"--storage / study.storage: must be an Optuna RDB URL such as sqlite:///study.db or "
-            f"postgresql://user@host/db, but got {url!r} ({err})"
-        ) from None
-
-
 def _check_writable_folder(root: Path) -> None:
     """Refuse an --out that is a file (or under one) before anything is written."""
     for parent in (root, *root.parents):
@@ -292,7 +291,8 @@ def dry_run_text(prepared: Prepared, folder: RunFolder, *, n_trials: int, storag
         f"model: {_describe_model(prepared)}",
         f"device: {prepared.context.device}",
         "search space:\n  " + "\n  ".join(prepared.space.describe()),
-        f"plan: {n_trials} trial(s) (the baseline first in a new study), then {config.confirmation.seeds} "
+        f"plan: a study of {n_trials} trial(s) (the baseline first; a continued study runs only what it lacks), "
+        f"then {config.confirmation.seeds} "
         "confirmation retrain(s) of the recommendation",
         f"run folder: {folder.root} (storage {storage or config.study.storage or folder.default_storage})",
         "dry run: nothing was trained or written",
@@ -320,8 +320,9 @@ def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, optu
     config = load_config(config_path)
     prepared = prepare(config)
     url = storage or config.study.storage or folder.default_storage
+    check_storage_url(url)
     try:
-        study = optuna.load_study(study_name=config.study.name, storage=url)
+        study = optuna.load_study(study_name=config.study.name, storage=driver_url(url))
     except KeyError:
         raise ConfigError(f"{run}: no study named {config.study.name!r} in {url}") from None
     return prepared, folder, study

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Sequence, TextIO
 
 import optuna
 
@@ -13,13 +13,21 @@ from tuner.trial import Evaluation
 
 
 class ProgressPrinter:
-    """A trial observer that prints one line per finished trial to ``stream``."""
+    """A trial observer that prints one line per finished trial to ``stream``.
 
-    def __init__(self, total: int, *, stream: TextIO | None = None, utility_name: str = "utility"):
+    Args:
+        total: trials the study should hold.
+        done: trials it already held when this worker started (a continued
+            study, or other workers' trials); time left is estimated from
+            this worker's own pace.
+    """
+
+    def __init__(self, total: int, *, done: int = 0, stream: TextIO | None = None, utility_name: str = "utility"):
         self.total = total
         self.stream = stream or sys.stderr
         self.utility_name = utility_name
-        self.done = 0
+        self.done = done
+        self.finished_here = 0
         self.best: tuple[float, int] | None = None
         self._started = time.perf_counter()
 
@@ -31,8 +39,9 @@ class ProgressPrinter:
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial, evaluation: Evaluation | None) -> None:
         self.done += 1
+        self.finished_here += 1
         elapsed = time.perf_counter() - self._started
-        left = elapsed / self.done * (self.total - self.done)
+        left = elapsed / self.finished_here * max(0, self.total - self.done)
         if evaluation is None:
             outcome = trial.state.name.lower()
         else:
@@ -50,6 +59,13 @@ class ProgressPrinter:
         self._print(
             f"[{self.done}/{self.total}] trial #{trial.number} {outcome} | {best} | "
             f"{elapsed:.0f}s elapsed, ~{left:.0f}s left"
+        )
+
+    def trials_recovered(self, numbers: Sequence[int]) -> None:
+        listed = ", ".join(f"#{n}" for n in numbers)
+        self._print(
+            f"trial {listed} was left running by a worker that is gone (killed or lost): "
+            "marked failed, and its slot runs again"
         )
 
     def _print(self, text: str) -> None:

@@ -134,10 +134,12 @@ class SearchSpace:
         return False in cfg.dp.use and False in cfg.early_stopping.use and not any(fixed_on)
 
     def enqueue_baseline(self, study: optuna.Study) -> None:
-        """Enqueue the undefended baseline (once: not again when the study resumes)."""
-        study.enqueue_trial(
-            self.baseline_params(), user_attrs={BASELINE_ATTR: True}, skip_if_exists=True
-        )
+        """Enqueue the undefended baseline.
+
+        The caller decides whether the study needs it (:meth:`tuner.study.SharedStudy.claim`
+        does, under the workers' lock: once, and again only if the baseline's run failed).
+        """
+        study.enqueue_trial(self.baseline_params(), user_attrs={BASELINE_ATTR: True})
 
     def describe(self) -> list[str]:
         """One line per defense, for the dry-run output."""

@@ -1,4 +1,9 @@
-"""The Optuna study: storage, sampler, the baseline first, and the trial loop.
+"""The Optuna study: sampler, pruner, claiming trials among workers, the trial loop.
+
+A study may be run by several ``privtune tune`` workers at once (any Optuna
+RDB storage; see :mod:`tuner.storage`). Each trial is claimed under the
+study's lock, run with a heartbeat, and told to the study; a worker killed
+mid-trial leaves a trial that the next claim marks failed and runs again.
 
 Side effects (progress lines, TensorBoard) are observers passed in by the
 caller, so the loop itself only trains, measures and records.
@@ -6,25 +11,33 @@ caller, so the loop itself only trains, measures and records.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import warnings
-from typing import Any, Protocol, Sequence
+from typing import Any, ContextManager, Iterator, Protocol, Sequence
 
 import optuna
+from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from defenses import DefenseConfig, EpochLog
 from objectives import adequacy_constraint, exposure_constraint, weighted_objective
 from tuner.config import RunConfig
 from tuner.figures import ROC_ATTR, roc_summary
 from tuner.errors import ConfigError
+from tuner.liveness import WORKER_ATTR, fail_dead_trials, this_worker
 from tuner.records import BASELINE_ATTR, evaluation_attrs
+from tuner.search_budget import planned_runs
 from tuner.search_space import SearchSpace
+from tuner.storage import HEARTBEAT_INTERVAL_S, open_storage, study_lock
 from tuner.trial import Evaluation, TrialContext, evaluate_defense, trial_seed
 
 # risk − bound, set once per completed trial (Optuna refuses to overwrite it);
 # its samplers treat ≤ 0 as feasible and rank pruned trials by their curves.
 ADEQUACY_CONSTRAINT = "adequacy"
 EXPOSURE_CONSTRAINT = "exposure"  # exposed members − adequacy.max_exposed (only with that bound)
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class TrialObserver(Protocol):
@@ -37,31 +50,107 @@ class TrialObserver(Protocol):
     def trial_finished(self, trial: optuna.trial.FrozenTrial, evaluation: Evaluation | None) -> None: ...
 
     # Optional: ``study_updated(study)`` is called after every observer's
-    # ``trial_finished``, with the study, for views of all trials (figures).
+    # ``trial_finished``, with the study, for views of all trials (figures);
+    # ``trials_recovered(numbers)`` when this worker marked dead workers' trials failed.
 
 
-def open_study(config: RunConfig, storage: str, *, data_fingerprint: str) -> optuna.Study:
-    """Create the study or continue the one already in ``storage``.
+class SharedStudy:
+    """A study in its storage, shared by however many workers run it.
 
-    A study that was started on other data is refused (resuming it would mix
-    trials measured on different people), with a message saying how to start
-    a new one.
+    Every trial is claimed inside the storage's lock (:func:`tuner.storage.study_lock`):
+    the claim fails dead workers' trials, counts what the study already holds,
+    enqueues the baseline if no live trial has it, and only then creates the
+    trial. So workers on any number of machines together start exactly the
+    requested number of trials, each number once, the baseline once.
+    """
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage, config: RunConfig):
+        self.study = study
+        self.storage = storage
+        self.config = config
+        self.recovered: list[int] = []  # trials of dead workers this worker marked failed, not yet reported
+
+    def fail_dead_trials(self) -> None:
+        """Mark failed the RUNNING trials whose worker is gone (call under the claim lock)."""
+        self.recovered.extend(fail_dead_trials(self.study))
+
+    @property
+    def random_budget(self) -> bool:
+        return self.config.study.search_budget.is_random
+
+    def target(self, requested: int) -> int:
+        """Trials the study should hold: ``requested``, or the runs drawn for a random budget."""
+        planned = planned_runs(self.study, self.config)
+        return requested if planned is None else planned
+
+    def finished(self) -> int:
+        """Trials that count toward the target and are done (complete or pruned)."""
+        return len(self.study.get_trials(deepcopy=False, states=_FINISHED))
+
+    def running(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    def lock(self, purpose: str = "claim") -> ContextManager[None]:
+        return study_lock(self.storage, self.study.study_name, purpose)
+
+    def claim(self, space: SearchSpace, *, target: int) -> optuna.Trial | None:
+        """Start this worker's next trial, or ``None`` when the study needs no more.
+
+        Failed trials do not count (their slot is run again), except under a
+        random search budget, where every run that trained on the members
+        counts toward the drawn number of runs.
+        """
+        with self.lock("claim"):
+            self.fail_dead_trials()
+            counted = (*_FINISHED, TrialState.RUNNING) + ((TrialState.FAIL,) if self.random_budget else ())
+            trials = self.study.get_trials(deepcopy=False)
+            if sum(t.state in counted for t in trials) >= target:
+                return None
+            if not self.random_budget and not any(
+                t.user_attrs.get(BASELINE_ATTR) and t.state != TrialState.FAIL for t in trials
+            ):
+                space.enqueue_baseline(self.study)  # popped by the ask() below
+            # Reseed by the trial count: reproducible for one worker, distinct for each claim.
+            self.study.sampler = _sampler(self.config, n_existing=len(trials))
+            with warnings.catch_warnings():  # privtune runs the heartbeat itself (:func:`heartbeat`)
+                warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to be used")
+                trial = self.study.ask()
+            self.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, this_worker())
+            return trial
+
+
+def open_study(config: RunConfig, url: str, *, data_fingerprint: str) -> SharedStudy:
+    """Create the study or continue the one already in the storage at ``url``.
+
+    Several workers may call this at once: Optuna's ``load_if_exists`` makes
+    exactly one of them create the study. A study that was started on other
+    data is refused (resuming it would mix trials measured on different
+    people), with a message saying how to start a new one.
     """
     directions = ["maximize", "minimize"] if config.objective.mode == "pareto" else ["maximize"]
-    study = optuna.create_study(
-        storage=_rdb_storage(storage),
-        study_name=config.study.name,
-        directions=directions,
-        load_if_exists=True,
-        sampler=_sampler(config, n_existing=0),
-        pruner=_pruner(config),
-    )
-    stored = study.user_attrs.get("data_fingerprint")
-    if stored is None:
-        study.set_user_attr("data_fingerprint", data_fingerprint)
-    elif stored != data_fingerprint:
+    try:
+        storage = open_storage(url)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=config.study.name,
+            directions=directions,
+            load_if_exists=True,
+            sampler=_sampler(config, n_existing=0),
+            pruner=_pruner(config),
+        )
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
         raise ConfigError(
-            f"study.name: the study {config.study.name!r} in {storage} was run on other data "
+            f"--storage / study.storage: cannot open the study storage {url!r}: {str(err).splitlines()[0]}; "
+            "check that the database server is running and the URL's user, password and database exist"
+        ) from None
+    with study_lock(storage, config.study.name, "claim"):
+        stored = study.user_attrs.get("data_fingerprint")
+        if stored is None:
+            study.set_user_attr("data_fingerprint", data_fingerprint)
+            stored = data_fingerprint
+    if stored != data_fingerprint:
+        raise ConfigError(
+            f"study.name: the study {config.study.name!r} in {url} was run on other data "
             f"(fingerprint {stored[:12]} vs {data_fingerprint[:12]}); choose another --out folder "
             "or study.name to start a new study, nothing was changed"
         )
@@ -70,39 +159,39 @@ def open_study(config: RunConfig, storage: str, *, data_fingerprint: str) -> opt
             f"objective.mode: the stored study {config.study.name!r} was run in another mode; "
             "choose another --out folder or study.name"
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    # Reseed the sampler by how many trials exist, so a continued study explores anew.
-    study.sampler = _sampler(config, n_existing=len(study.trials))
-    return study
-
-
-def ensure_baseline(study: optuna.Study, space: SearchSpace) -> None:
-    """Enqueue the undefended baseline unless the study already has it."""
-    if any(t.user_attrs.get(BASELINE_ATTR) for t in study.get_trials(deepcopy=False)):
-        return
-    space.enqueue_baseline(study)
+    shared = SharedStudy(study, storage, config)
+    with shared.lock("claim"):
+        shared.fail_dead_trials()
+    return shared
 
 
 def run_trials(
-    study: optuna.Study,
+    shared: SharedStudy,
     context: TrialContext,
     space: SearchSpace,
     *,
-    n_trials: int,
+    target: int,
     observers: Sequence[TrialObserver] = (),
+    poll_seconds: float = 5.0,
 ) -> None:
-    """Run ``n_trials`` more trials of ``study`` (the baseline first, if new).
+    """Run trials until the study holds ``target`` of them, with any other workers.
 
-    With a random search budget (``study.search_budget``) there is no
-    baseline: an undefended run trains on the members without a guarantee,
-    and the search must consist of DP runs only for its ε to be finite.
+    When no trial is left to claim but other workers still run some, this
+    worker waits for them (and takes over the slot of one that dies), so it
+    returns only when the study is complete.
     """
-    if not context.config.study.search_budget.is_random:
-        ensure_baseline(study, space)
     loop = _TrialLoop(context, space, observers)
-    study.optimize(loop, n_trials=n_trials, callbacks=[loop.after_trial], gc_after_trial=False)
+    while True:
+        trial = shared.claim(space, target=target)
+        if shared.recovered:
+            loop.trials_recovered(shared.recovered)
+            shared.recovered = []
+        if trial is not None:
+            loop.run(shared, trial)
+        elif shared.running():
+            time.sleep(poll_seconds)
+        else:
+            return
 
 
 def risk_view(config: RunConfig, evaluation: Evaluation) -> tuple[float, float]:
@@ -116,8 +205,9 @@ def risk_view(config: RunConfig, evaluation: Evaluation) -> tuple[float, float]:
 class _TrialLoop:
     """The Optuna objective (``__call__``) and its after-trial callback.
 
-    The evaluation of a trial is handed from the objective to the callback
-    (which tells the observers) through ``_finished``, keyed by trial number.
+    The evaluation of a trial is handed from the objective to the
+    after-trial step (which tells the observers) through ``_finished``,
+    keyed by trial number.
     """
 
     def __init__(self, context: TrialContext, space: SearchSpace, observers: Sequence[TrialObserver]):
@@ -162,6 +252,31 @@ class _TrialLoop:
             utility=evaluation.utility_validation, advantage=advantage, risk_weight=config.objective.risk_weight
         )
 
+    def run(self, shared: SharedStudy, trial: optuna.Trial) -> None:
+        """Run one claimed trial with a heartbeat, record its outcome, tell the observers.
+
+        Pruning marks it PRUNED; any exception (Ctrl-C included) marks it
+        FAILED, so its slot is run again, and propagates.
+        """
+        study = shared.study
+        with heartbeat(shared.storage, trial._trial_id):
+            try:
+                value = self(trial)
+            except optuna.TrialPruned:
+                frozen = study.tell(trial, state=TrialState.PRUNED)
+            except BaseException:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            else:
+                frozen = study.tell(trial, value)
+        self.after_trial(study, frozen)
+
+    def trials_recovered(self, numbers: Sequence[int]) -> None:
+        for obs in self.observers:  # optional hook
+            recovered = getattr(obs, "trials_recovered", None)
+            if recovered is not None:
+                recovered(numbers)
+
     def after_trial(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         evaluation = self._finished.pop(frozen.number, None)
         for obs in self.observers:
@@ -201,9 +316,21 @@ def _pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     )
 
 
-def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
-    # Heartbeats let a later run (or another worker) mark a trial whose
-    # process was killed as failed instead of leaving it RUNNING forever.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+@contextlib.contextmanager
+def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every ``HEARTBEAT_INTERVAL_S`` while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if stop.wait(HEARTBEAT_INTERVAL_S):
+                return
+
+    thread = threading.Thread(target=beat, name=f"privtune-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -24,6 +24,7 @@ Layout under the run folder's ``tb/``:
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,12 +197,24 @@ class TensorBoardLogger:
         config: the run's config (hyperparameter domains, the adequacy bound,
             the prior); the built-in default when ``None``.
         figures: draw the study figures (``tb/study``) as trials finish.
+        figure_interval_s: redraw the live study figures at most this often
+            (drawing them costs about a second, as much as a short trial);
+            the first finished trial and the recommendation are always drawn.
     """
 
-    def __init__(self, logdir: Path, config: RunConfig | None = None, *, figures: bool = True):
+    def __init__(
+        self,
+        logdir: Path,
+        config: RunConfig | None = None,
+        *,
+        figures: bool = True,
+        figure_interval_s: float = 30.0,
+    ):
         self.logdir = Path(logdir)
         self.config = config or default_config()
         self.figures = figures
+        self.figure_interval_s = figure_interval_s
+        self._last_drawn = -math.inf
         self._writers: dict[int, SummaryWriter] = {}
         self._started: dict[int, float] = {}
         self._study_writer: SummaryWriter | None = None
@@ -246,14 +259,15 @@ class TensorBoardLogger:
         writer.close()
 
     def study_updated(self, study: optuna.Study) -> None:
-        """Redraw the study figures when the number of completed trials changed."""
-        if not self.figures:
+        """Redraw the study figures when trials were completed and the interval has passed."""
+        if not self.figures or time.monotonic() - self._last_drawn < self.figure_interval_s:
             return
         data = figure_data(study, self.config)
         step = len(data.records)
         if step == self._steps_drawn or step == 0:
             return
         self._steps_drawn = step
+        self._last_drawn = time.monotonic()
         self._write_figures(data, prefix="study", step=step)
         self._study().add_text("study/candidate", recommendation_text(data), step)
         self._study().flush()

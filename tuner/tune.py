@@ -28,9 +28,9 @@ from tuner.roles import DataRoles, split_roles
 from tuner.run_folder import RunFolder
 from tuner.search_space import SearchSpace
 from tuner.privacy_cost import PrivacyCost, privacy_cost
-from tuner.search_budget import BUDGET_ATTR, planned_runs, runs_started
+from tuner.search_budget import BUDGET_ATTR
 from tuner.selection import least_risky, rank_candidates
-from tuner.study import TrialObserver, open_study, run_trials
+from tuner.study import SharedStudy, TrialObserver, open_study, run_trials
 from tuner.trial import TrialContext, build_context
 from tuner.user_code import check_target_model
 
@@ -102,35 +102,35 @@ def prepare(config: RunConfig) -> Prepared:
     )
 
 
-def run_study(
-    prepared: Prepared,
-    folder: RunFolder,
-    *,
-    n_trials: int,
-    storage: str | None = None,
-    observers: Sequence[TrialObserver] = (),
-) -> optuna.Study:
-    """Open (or continue) the study in the run folder and add ``n_trials`` trials.
+def open_run_study(prepared: Prepared, folder: RunFolder, *, storage: str | None = None) -> SharedStudy:
+    """Create the run folder and open (or join) the study in its storage.
 
-    Under a random search budget (``study.search_budget``) the study runs
-    the K runs drawn for it instead: what is left of them (``n_trials`` does
-    not apply; observers with a ``total`` are told the number).
+    The storage is ``storage``, else ``study.storage``, else the SQLite file
+    in the run folder.
     """
     folder.create()
-    study = open_study(
+    return open_study(
         prepared.config,
         storage or prepared.config.study.storage or folder.default_storage,
         data_fingerprint=prepared.roles.fingerprint,
     )
-    planned = planned_runs(study, prepared.config)
-    if planned is not None:
-        n_trials = max(0, planned - runs_started(study))
-        for observer in observers:
-            if hasattr(observer, "total"):
-                observer.total = n_trials  # type: ignore[attr-defined]
-    if n_trials > 0:
-        run_trials(study, prepared.context, prepared.space, n_trials=n_trials, observers=observers)
-    return study
+
+
+def run_study(
+    prepared: Prepared,
+    shared: SharedStudy,
+    *,
+    target: int,
+    observers: Sequence[TrialObserver] = (),
+) -> optuna.Study:
+    """Run the study until it holds ``target`` trials, sharing the work with other workers.
+
+    ``target`` is :meth:`SharedStudy.target` of the requested count: under a
+    random search budget (``study.search_budget``) it is the number of runs
+    drawn for the study, whatever was requested.
+    """
+    run_trials(shared, prepared.context, prepared.space, target=target, observers=observers)
+    return shared.study
 
 
 def recommend(prepared: Prepared, study: optuna.Study) -> Recommendation:

@@ -61,10 +61,17 @@ def test_tune_writes_every_output_and_continues_the_study(tmp_path):
             risk = trial.user_attrs["realistic"]["risk"]
             assert trial.constraints == {"adequacy": pytest.approx(risk - 0.5)}
 
-    second = privtune("tune", str(config), "--out", str(out), "--trials", "2", cwd=tmp_path)
+    # --trials is the study's size: the same size again runs nothing, a larger one extends it.
+    again = privtune("tune", str(config), "--out", str(out), "--trials", "3", cwd=tmp_path)
+    assert again.returncode == first.returncode, again.stderr
+    assert "already holds 3 of 3 trials" in again.stderr
+    assert len(optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}").trials) == 3
+    second = privtune("tune", str(config), "--out", str(out), "--trials", "5", cwd=tmp_path)
     assert second.returncode in (0, 3), second.stderr
+    assert "[4/5] trial #3" in second.stderr and "[5/5] trial #4" in second.stderr
     study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.trials) == 5
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert sum(bool(t.user_attrs.get("baseline")) for t in study.trials) == 1
     with open(out / "trials.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 5

@@ -139,8 +139,7 @@ class TestConfiguredSpaces:
 def test_baseline_is_the_first_trial_of_a_study(search_space: dict[str, Any], sampler: Any) -> None:
     space = _space(search_space)
     study = optuna.create_study(sampler=sampler, directions=["maximize"])
-    space.enqueue_baseline(study)
-    space.enqueue_baseline(study)  # a resumed study does not get a second baseline
+    space.enqueue_baseline(study)  # once: tuner.study.SharedStudy.claim decides when (tests/tuner/test_workers.py)
     defenses: list[DefenseConfig] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -152,5 +151,3 @@ def test_baseline_is_the_first_trial_of_a_study(search_space: dict[str, Any], sa
     assert is_baseline(study.trials[0]) and not any(is_baseline(t) for t in study.trials[1:])
     if search_space:  # forced DP: every sampled trial is private
         assert all(d.dp is not None for d in defenses[1:])
-    space.enqueue_baseline(study)
-    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]) == 0
