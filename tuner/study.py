@@ -220,6 +220,7 @@ class _TrialLoop:
             and config.objective.mode == "weighted"
             and not config.study.search_budget.is_random  # every run of a random budget runs to the end
         )
+        self.pruning_epochs = pruning_epochs(config.recipe.epochs)
         self._finished: dict[int, Evaluation] = {}
 
     def __call__(self, trial: optuna.Trial) -> Any:
@@ -289,7 +290,12 @@ class _TrialLoop:
     def _epoch_finished(self, trial: optuna.Trial, log: EpochLog) -> None:
         for obs in self.observers:
             obs.epoch_finished(trial.number, log)
-        if self.prune and log.validation_utility is not None and not trial.user_attrs.get(BASELINE_ATTR):
+        if (
+            self.prune
+            and log.validation_utility is not None
+            and log.epoch in self.pruning_epochs
+            and not trial.user_attrs.get(BASELINE_ATTR)
+        ):
             trial.report(log.validation_utility, log.epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"validation utility {log.validation_utility:.4f} at epoch {log.epoch}")
@@ -306,13 +312,30 @@ def _sampler(config: RunConfig, *, n_existing: int) -> optuna.samplers.BaseSampl
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
 
 
+def pruning_epochs(epochs: int) -> frozenset[int]:
+    """The epochs at which a trial reports to the pruner and may be pruned.
+
+    From a third of the epochs on (early epochs of regularized or DP runs lag
+    behind without being hopeless), about ten checks per run: each report is
+    a storage write and each check reads every trial, which on a small model
+    costs more than the epoch itself.
+    """
+    warmup, interval = _pruning_schedule(epochs)
+    return frozenset(range(warmup, epochs + 1, interval))
+
+
+def _pruning_schedule(epochs: int) -> tuple[int, int]:
+    """(warm-up epochs, epochs between checks)."""
+    return max(1, epochs // 3), max(1, epochs // 10)
+
+
 def _pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     if not config.study.pruning or config.objective.mode == "pareto" or config.study.search_budget.is_random:
         return optuna.pruners.NopPruner()
-    # Prune only the bottom quarter, and only after a third of the epochs: early
-    # epochs of regularized or DP runs lag behind without being hopeless.
+    # Prune only the bottom quarter, at the epochs of :func:`pruning_epochs`.
+    warmup, interval = _pruning_schedule(config.recipe.epochs)
     return optuna.pruners.PercentilePruner(
-        75.0, n_startup_trials=8, n_warmup_steps=max(1, config.recipe.epochs // 3)
+        75.0, n_startup_trials=8, n_warmup_steps=warmup, interval_steps=interval
     )
 
 
