@@ -24,7 +24,7 @@ from defenses.config import (
     InvalidDefenseError,
     TrainingRecipe,
 )
-from defenses.device import resolve_device
+from defenses.device import SMALL_MODEL_PARAMETERS, cpu_threads, resolve_device
 from defenses.dp_compatibility import (
     IncompatibleModelError,
     choose_grad_sample_mode,
@@ -65,6 +65,8 @@ __all__ = [
     "privatize",
     "release_model",
     "resolve_device",
+    "cpu_threads",
+    "SMALL_MODEL_PARAMETERS",
     "train_model",
     "validate_model",
 ]

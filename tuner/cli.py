@@ -289,7 +289,8 @@ def dry_run_text(prepared: Prepared, folder: RunFolder, *, n_trials: int, storag
         + f", {roles.n_classes} classes",
         "data roles: " + ", ".join(f"{k}={v}" for k, v in roles.sizes().items()),
         f"model: {_describe_model(prepared)}",
-        f"device: {prepared.context.device}",
+        f"device: {prepared.context.device}"
+        + (f" ({prepared.threads} thread(s); training.threads: {config.threads})" if prepared.threads else ""),
         "search space:\n  " + "\n  ".join(prepared.space.describe()),
         f"plan: a study of {n_trials} trial(s) (the baseline first; a continued study runs only what it lacks), "
         f"then {config.confirmation.seeds} "

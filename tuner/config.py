@@ -236,6 +236,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
     device: str = "auto"
+    threads: int | str = "auto"   # CPU threads per process: "auto" (see defenses.cpu_threads) or N
     model: ModelConfig = field(default_factory=ModelConfig)
     threat_model: ThreatModelConfig = field(default_factory=ThreatModelConfig)
     adequacy: AdequacyConfig = field(default_factory=AdequacyConfig)
@@ -319,7 +320,7 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
             "options": dict(cfg.model.options),
             "python_path": _paths_to_yaml(cfg.model.python_path),
         },
-        "training": {**recipe, "device": cfg.device},
+        "training": {**recipe, "device": cfg.device, "threads": cfg.threads},
         "threat_model": {
             **asdict(cfg.threat_model),
             "calibration_fprs": list(cfg.threat_model.calibration_fprs),

@@ -17,7 +17,9 @@ from typing import Sequence
 
 import optuna
 
-from defenses import resolve_device
+import torch
+
+from defenses import cpu_threads, resolve_device
 from objectives import resolution_warning, utility_metric
 from tuner.config import RunConfig
 from tuner.confirmation import Confirmation, confirm
@@ -32,7 +34,7 @@ from tuner.search_budget import BUDGET_ATTR
 from tuner.selection import least_risky, rank_candidates
 from tuner.study import SharedStudy, TrialObserver, open_study, run_trials
 from tuner.trial import TrialContext, build_context
-from tuner.user_code import check_target_model
+from tuner.user_code import build_target_model, check_target_model
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Prepared:
     space: SearchSpace
     data_name: str
     warnings: tuple[str, ...] = ()   # e.g. the lowest calibration FPR is too small for the data
+    threads: int | None = None       # torch intra-op threads on the CPU (None on CUDA)
 
 
 @dataclass
@@ -85,6 +88,7 @@ def prepare(config: RunConfig) -> Prepared:
         device = resolve_device(config.device)
     except ValueError as err:
         raise ConfigError(f"training.device: {err}") from None
+    threads = _use_cpu_threads(config, roles, device)
     context = build_context(config, roles, device, metric)
     threat = config.threat_model
     warning = resolution_warning(
@@ -99,6 +103,7 @@ def prepare(config: RunConfig) -> Prepared:
         space=SearchSpace(config.search_space),
         data_name=data.name,
         warnings=() if warning is None else (warning,),
+        threads=threads,
     )
 
 
@@ -168,6 +173,17 @@ def recommend(prepared: Prepared, study: optuna.Study) -> Recommendation:
             budget=outcome.budget,
         )
     return outcome
+
+
+def _use_cpu_threads(config: RunConfig, roles: DataRoles, device: torch.device) -> int | None:
+    """Set torch's intra-op threads for this process from ``training.threads`` (CPU only)."""
+    if device.type != "cpu":
+        return None
+    model = build_target_model(config, roles, dropout=0.0)
+    n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    threads = cpu_threads(config.threads, n_parameters=n_parameters)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def _check_resolvable(config: RunConfig, roles: DataRoles) -> None:

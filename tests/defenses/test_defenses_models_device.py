@@ -7,7 +7,7 @@ import torch
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from defenses import build_mlp, resolve_device
+from defenses import SMALL_MODEL_PARAMETERS, build_mlp, cpu_threads, resolve_device
 
 
 class TestBuildMlp:
@@ -53,6 +53,23 @@ class TestBuildMlp:
     def test_one_class_is_refused(self) -> None:
         with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
             build_mlp(4, 1)
+
+
+class TestCpuThreads:
+    def test_auto_is_one_thread_below_a_million_parameters(self) -> None:
+        digits_mlp = sum(p.numel() for p in build_mlp(64, 10, hidden_sizes=(128,)).parameters())
+        assert digits_mlp == 64 * 128 + 128 + 128 * 10 + 10 == 9610
+        assert cpu_threads("auto", n_parameters=digits_mlp) == 1
+        assert cpu_threads("auto", n_parameters=SMALL_MODEL_PARAMETERS - 1) == 1
+
+    def test_auto_keeps_torch_default_for_large_models(self) -> None:
+        assert cpu_threads("auto", n_parameters=SMALL_MODEL_PARAMETERS) == torch.get_num_threads()
+
+    def test_explicit_count_and_bad_values(self) -> None:
+        assert cpu_threads(3, n_parameters=10) == 3
+        for bad in (0, -1, "two", True):
+            with pytest.raises(ValueError, match="threads must be 'auto' or an integer >= 1"):
+                cpu_threads(bad, n_parameters=10)
 
 
 class TestResolveDevice:

@@ -128,6 +128,16 @@ class TestRoundTrip:
 
 
 class TestProblems:
+    @pytest.mark.parametrize("threads", [0, -2, "many", True, 1.5])
+    def test_threads_must_be_auto_or_a_positive_integer(self, threads: object) -> None:
+        assert _problems({"training": {"threads": threads}}) == [
+            f"training.threads: must be 'auto' or an integer >= 1, but got {threads!r}"
+        ]
+
+    def test_threads_round_trip(self) -> None:
+        assert config_from_dict({"training": {"threads": 3}}).threads == 3
+        assert config_to_dict(config_from_dict({}))["training"]["threads"] == "auto"
+
     def test_unknown_key_names_its_path_and_the_allowed_keys(self) -> None:
         assert _problems({"threat_model": {"prior": 0.1}}) == [
             (
