@@ -29,6 +29,7 @@ import torch
 from opacus import PrivacyEngine
 from opacus.accountants import IAccountant
 from opacus.grad_sample import AbstractGradSampleModule
+from opacus.optimizers import DPOptimizerFastGradientClipping
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -39,7 +40,7 @@ from defenses.dp_compatibility import (
     choose_grad_sample_mode,
     validate_model,
 )
-from defenses.epsilon import compute_epsilon, noise_multiplier_for_epsilon
+from defenses.epsilon import compute_epsilon, curve_epsilon, noise_multiplier_for_epsilon
 
 # Left on layers and parameters by Opacus 1.6 after to_standard_module().
 _OPACUS_MODULE_ATTRS = ("activations", "max_batch_len")
@@ -56,6 +57,8 @@ class PrivacyLedger:
         max_grad_norm: C, the clipping bound.
         sample_rate: q, the Poisson sampling rate.
         steps_per_epoch: noisy steps per pass over the data (``1/q`` rounded down).
+        planned_steps: the steps of the whole planned run (epochs × steps per
+            epoch), where the ε curve meets the exact ε.
         accountant: ``"prv"`` or ``"rdp"``.
         grad_sample_mode: the per-sample gradient mode in use.
     """
@@ -65,6 +68,7 @@ class PrivacyLedger:
     max_grad_norm: float
     sample_rate: float
     steps_per_epoch: int
+    planned_steps: int
     accountant: str
     grad_sample_mode: str
     _engine_accountant: IAccountant = field(repr=False)
@@ -94,6 +98,46 @@ class PrivacyLedger:
                 accountant=self.accountant,
             )
         return float(self._engine_accountant.get_epsilon(self.delta))
+
+    def curve_epsilon(self) -> float:
+        """ε spent so far as a point of the run's ε curve: cheap enough for every epoch.
+
+        Equal to :meth:`epsilon` with ``rdp`` and from the planned last step
+        on; before it, with ``prv``, PRV's upper bound at a coarser ε error,
+        about a quarter of an epoch's ε above the accountant's own number
+        (:func:`defenses.epsilon.curve_epsilon`). The ε a run reports comes
+        from :meth:`epsilon`.
+        """
+        history = self._engine_accountant.history
+        if len(history) != 1:
+            return self.epsilon()
+        sigma, rate, steps = history[0]
+        return curve_epsilon(
+            noise_multiplier=sigma,
+            sample_rate=rate,
+            steps=steps,
+            delta=self.delta,
+            planned_steps=self.planned_steps,
+            epoch_steps=self.steps_per_epoch,
+            accountant=self.accountant,
+        )
+
+
+class _GhostClippingOptimizer(DPOptimizerFastGradientClipping):
+    """Opacus' ghost-clipping optimizer, with the clipped gradient copied by ``clone``.
+
+    Opacus' ``accumulate`` copies each parameter's clipped gradient with
+    ``copy.deepcopy``, tens of µs a tensor in Python; ``clone`` makes the
+    same copy, bit for bit, in a few µs (a DP epoch of the default digits
+    MLP: about 8 % faster). Everything else is Opacus'.
+    """
+
+    def accumulate(self) -> None:
+        for p in self.params:
+            if p.summed_grad is not None:
+                p.summed_grad.add_(p.grad.data)
+            else:
+                p.summed_grad = p.grad.detach().clone()
 
 
 class PrivateTraining(NamedTuple):
@@ -218,6 +262,8 @@ def privatize(
     made = engine.make_private(noise_multiplier=sigma, **common)
     if mode == "ghost":
         private_model, private_optimizer, private_criterion, private_loader = made
+        if type(private_optimizer) is DPOptimizerFastGradientClipping:
+            private_optimizer.__class__ = _GhostClippingOptimizer
     else:
         (private_model, private_optimizer, private_loader), private_criterion = made, criterion
 
@@ -227,6 +273,7 @@ def privatize(
         max_grad_norm=float(dp.max_grad_norm),
         sample_rate=float(private_loader.sample_rate),
         steps_per_epoch=len(private_loader),
+        planned_steps=epochs * len(private_loader),
         accountant=dp.accountant,
         grad_sample_mode=mode,
         _engine_accountant=engine.accountant,

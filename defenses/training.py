@@ -56,7 +56,16 @@ class EpochLog:
             run's label smoothing; under DP, before clipping and noise).
         validation_utility: the validation score after the epoch, when
             validation data was given.
-        epsilon: ε spent so far (DP runs with ``track_epsilon`` only).
+        epsilon: ε spent so far (DP runs with ``track_epsilon`` only). The
+            run's last epoch (the planned last one, or the one early stopping
+            ends on) holds the accountant's own ε, the run's
+            :attr:`TrainedModel.epsilon`. Earlier epochs hold points of the ε
+            curve (:meth:`defenses.dp_sgd.PrivacyLedger.curve_epsilon`): with
+            ``rdp`` exact too; with ``prv`` PRV's upper bound at a coarser ε
+            error, about a quarter of an epoch's ε above the accountant's
+            number for that epoch, so the curve rises into the exact final
+            value. A run cut short from outside (``on_epoch_end`` raising,
+            e.g. pruning) ends on a curve point.
     """
 
     epoch: int
@@ -125,9 +134,10 @@ def train_model(
             given exactly when ``validation`` is.
         on_epoch_end: called with each :class:`EpochLog`; whatever it raises
             (e.g. ``optuna.TrialPruned``) propagates.
-        track_epsilon: query ε after every epoch and at the end. The query
-            has a cost (see :mod:`defenses.epsilon`); models whose ε nobody
-            reads (reference models) pass False and get ``epsilon=None``.
+        track_epsilon: query ε after every epoch (a point of the ε curve,
+            exact on the last epoch; see :class:`EpochLog`). The query has a
+            cost (see :mod:`defenses.epsilon`); models whose ε nobody reads
+            (reference models) pass False and get ``epsilon=None``.
 
     Returns:
         The trained model; with early stopping, the best epoch's weights (also
@@ -157,69 +167,40 @@ def train_model(
             as_device_tensors(validation, device, role="validation")[0],
             np.asarray(validation[1]),
         )
-
-    torch.manual_seed(int(seed))
-    batch_seed, noise_seed = (
-        int(s) for s in np.random.SeedSequence(int(seed)).generate_state(2, np.uint64)
-    )
-    batch_generator = torch.Generator().manual_seed(batch_seed)
-    model = build_model().to(device)
-    optimizer = build_optimizer(model, defense, recipe)
-    criterion = build_criterion(defense)
-
-    net: nn.Module = model
-    ledger: PrivacyLedger | None = None
-    epoch_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
-    if defense.dp is None:
-        epoch_batches = partial(
-            shuffled_batches, X, y, batch_size=recipe.batch_size, generator=batch_generator
-        )
-    else:
-        loader = tensor_loader(X, y, batch_size=recipe.batch_size, generator=batch_generator)
-        net, optimizer, criterion, loader, ledger = privatize(
-            model,
-            optimizer,
-            loader,
-            criterion,
-            defense.dp,
-            epochs=recipe.epochs,
-            n_train=len(y),
-            noise_seed=noise_seed,
-        )
-        epoch_batches = loader.__iter__
+    run = _start_run(build_model, defense, recipe, X, y, seed=int(seed), device=device)
+    model, ledger = run.model, run.ledger
 
     patience = defense.early_stopping_patience
     stopper = EarlyStopping(patience) if patience is not None else None
     history: list[EpochLog] = []
     try:
         for epoch in range(1, recipe.epochs + 1):
-            with warnings.catch_warnings():
-                # Opacus' backward hooks fire on a batch (the data) that needs
-                # no gradient; torch remarks on it, harmlessly, in every DP run.
-                warnings.filterwarnings("ignore", message=_INPUT_GRAD_WARNING)
-                train_loss = _train_one_epoch(net, optimizer, criterion, epoch_batches())
+            train_loss = run.epoch()
             utility = None
             if val is not None and validation_score is not None:
                 logits = logits_in_batches(
                     model, val[0], device=device, batch_size=PREDICT_BATCH_SIZE
                 )
                 utility = float(validation_score(logits, val[1]))
-            epsilon = ledger.epsilon() if ledger is not None and track_epsilon else None
-            log = EpochLog(
-                epoch=epoch, train_loss=train_loss, validation_utility=utility, epsilon=epsilon
-            )
-            history.append(log)
             stop = (
                 stopper.step(utility, model)
                 if stopper is not None and utility is not None
                 else False
             )
+            epsilon = None
+            if ledger is not None and track_epsilon:
+                last = stop or epoch == recipe.epochs
+                epsilon = ledger.epsilon() if last else ledger.curve_epsilon()
+            log = EpochLog(
+                epoch=epoch, train_loss=train_loss, validation_utility=utility, epsilon=epsilon
+            )
+            history.append(log)
             if on_epoch_end is not None:
                 on_epoch_end(log)
             if stop:
                 break
     finally:
-        model = release_model(net)
+        model = release_model(run.net)
 
     best_epoch = len(history)
     if stopper is not None and stopper.has_best_state:
@@ -238,6 +219,70 @@ def train_model(
         sample_rate=ledger.sample_rate if ledger is not None else None,
         steps=ledger.steps if ledger is not None else None,
     )
+
+
+@dataclass
+class _Run:
+    """A training setup ready for its epochs (plain, or privatized by Opacus)."""
+
+    model: nn.Module  # the plain module; shares its parameters with ``net``
+    net: nn.Module  # what is trained: ``model`` or its Opacus wrapper
+    optimizer: torch.optim.Optimizer
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]  # one epoch's batches
+    ledger: PrivacyLedger | None
+
+    def epoch(self) -> float:
+        """Train one pass over the data; the record-weighted mean loss."""
+        with warnings.catch_warnings():
+            # Opacus' backward hooks fire on a batch (the data) that needs
+            # no gradient; torch remarks on it, harmlessly, in every DP run.
+            warnings.filterwarnings("ignore", message=_INPUT_GRAD_WARNING)
+            return _train_one_epoch(self.net, self.optimizer, self.criterion, self.batches())
+
+
+def _start_run(
+    build_model: Callable[[], nn.Module],
+    defense: DefenseConfig,
+    recipe: TrainingRecipe,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    seed: int,
+    device: torch.device,
+    grad_sample_mode: str | None = None,
+) -> _Run:
+    """Seed, build, and (for DP) privatize: what :func:`train_model` does before epoch 1.
+
+    ``X`` and ``y`` come from :func:`defenses.batching.as_device_tensors`;
+    ``grad_sample_mode`` overrides privtune's choice (benchmarks compare modes).
+    """
+    torch.manual_seed(seed)
+    batch_seed, noise_seed = (
+        int(s) for s in np.random.SeedSequence(seed).generate_state(2, np.uint64)
+    )
+    batch_generator = torch.Generator().manual_seed(batch_seed)
+    model = build_model().to(device)
+    optimizer = build_optimizer(model, defense, recipe)
+    criterion = build_criterion(defense)
+    if defense.dp is None:
+        batches = partial(
+            shuffled_batches, X, y, batch_size=recipe.batch_size, generator=batch_generator
+        )
+        return _Run(model, model, optimizer, criterion, batches, None)
+    loader = tensor_loader(X, y, batch_size=recipe.batch_size, generator=batch_generator)
+    net, optimizer, criterion, loader, ledger = privatize(
+        model,
+        optimizer,
+        loader,
+        criterion,
+        defense.dp,
+        epochs=recipe.epochs,
+        n_train=len(y),
+        noise_seed=noise_seed,
+        grad_sample_mode=grad_sample_mode,
+    )
+    return _Run(model, net, optimizer, criterion, loader.__iter__, ledger)
 
 
 def _train_one_epoch(

@@ -22,6 +22,7 @@ from defenses import (
     validate_model,
 )
 from defenses.batching import tensor_loader
+from defenses.epsilon import curve_epsilon
 
 N, BATCH, EPOCHS = 320, 64, 4  # q = 64/320 = 1/ceil(320/64) = 0.2, 5 steps per epoch
 CPU = torch.device("cpu")
@@ -65,37 +66,61 @@ class TestGradSampleMode:
     def test_no_ghost_layer_means_hooks(self) -> None:
         assert choose_grad_sample_mode(nn.Sequential(nn.LayerNorm(4))) == "hooks"
 
-    def test_ghost_and_hooks_clip_alike(self) -> None:
-        """Both modes give the same update (noise made negligible): the choice is only speed."""
+    @staticmethod
+    def _one_step_update(mode: str, sigma: float, max_grad_norm: float = 0.1) -> torch.Tensor:
+        """The parameter change of one DP step: same init, same batch, same noise seed."""
         generator = torch.Generator().manual_seed(0)
         X, y = (
             torch.randn(64, 8, generator=generator),
             torch.randint(0, 3, (64,), generator=generator),
         )
-        updated = {}
-        for mode in ("ghost", "hooks"):
-            torch.manual_seed(0)
-            model = build_mlp(8, 3, hidden_sizes=(16,))
-            optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-            loader = tensor_loader(X, y, batch_size=64, generator=torch.Generator().manual_seed(1))
-            net, opt, criterion, loader, ledger = privatize(
-                model,
-                optimizer,
-                loader,
-                nn.CrossEntropyLoss(),
-                DPSettings(noise_multiplier=1e-9, max_grad_norm=0.1),
-                epochs=1,
-                n_train=64,
-                noise_seed=0,
-                grad_sample_mode=mode,
-            )
-            assert ledger.grad_sample_mode == mode
-            assert isinstance(criterion, DPLossFastGradientClipping) == (mode == "ghost")
-            opt.zero_grad()
-            criterion(net(X), y).backward()
-            opt.step()
-            updated[mode] = torch.cat([p.detach().flatten() for p in model.parameters()])
-        torch.testing.assert_close(updated["ghost"], updated["hooks"], rtol=0, atol=1e-6)
+        torch.manual_seed(0)
+        model = build_mlp(8, 3, hidden_sizes=(16,))
+        before = torch.cat([p.detach().flatten() for p in model.parameters()])
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        loader = tensor_loader(X, y, batch_size=64, generator=torch.Generator().manual_seed(1))
+        net, opt, criterion, loader, ledger = privatize(
+            model,
+            optimizer,
+            loader,
+            nn.CrossEntropyLoss(),
+            DPSettings(noise_multiplier=sigma, max_grad_norm=max_grad_norm),
+            epochs=1,
+            n_train=64,
+            noise_seed=0,
+            grad_sample_mode=mode,
+        )
+        assert ledger.grad_sample_mode == mode
+        assert isinstance(criterion, DPLossFastGradientClipping) == (mode == "ghost")
+        opt.zero_grad()
+        criterion(net(X), y).backward()
+        opt.step()
+        return torch.cat([p.detach().flatten() for p in model.parameters()]) - before
+
+    def test_ghost_and_hooks_give_the_same_clipped_noised_update(self) -> None:
+        """The mode privtune picks (ghost) and Opacus' default (hooks): one step, σ = 1.
+
+        Same initial weights, batch and noise seed: the clipped, noised update
+        is the same, so the choice of mode changes only speed and memory.
+        """
+        assert choose_grad_sample_mode(build_mlp(8, 3, hidden_sizes=(16,))) == "ghost"
+        ghost, hooks = (self._one_step_update(mode, sigma=1.0) for mode in ("ghost", "hooks"))
+        torch.testing.assert_close(ghost, hooks, rtol=0, atol=1e-6)
+        # the noise is in it (σ·C/B ≈ 1.6e-3 per coordinate) ...
+        clipped_only = self._one_step_update("hooks", sigma=1e-9)
+        assert (ghost - clipped_only).abs().max() > 1e-3
+        # ... and so is the clipping: C = 0.1 binds (with C = 100 nothing is clipped)
+        unclipped = self._one_step_update("hooks", sigma=1e-9, max_grad_norm=100.0)
+        assert clipped_only.norm() <= 0.1 + 1e-6 < unclipped.norm()
+
+    def test_ghost_and_hooks_clip_alike(self) -> None:
+        """Without noise (σ ≈ 0) the clipped updates agree as well."""
+        torch.testing.assert_close(
+            self._one_step_update("ghost", sigma=1e-9),
+            self._one_step_update("hooks", sigma=1e-9),
+            rtol=0,
+            atol=1e-6,
+        )
 
 
 def test_batch_norm_is_refused_with_a_clear_message() -> None:
@@ -148,6 +173,44 @@ class TestAccounting:
             accountant.step(noise_multiplier=sigma, sample_rate=BATCH / N)
         assert trained.epsilon == pytest.approx(accountant.get_epsilon(1 / (10 * N)), rel=1e-9)
         assert trained.epsilon == epsilons[-1]
+
+    def test_earlier_epochs_hold_curve_points_above_the_accountant(self, digits) -> None:
+        sigma, steps_per_epoch, delta = 1.1, N // BATCH, 1 / (10 * N)
+        trained = _train_dp(digits, DPSettings(noise_multiplier=sigma, max_grad_norm=1.0))
+        for log in trained.history[:-1]:
+            steps = log.epoch * steps_per_epoch
+            assert log.epsilon == curve_epsilon(
+                noise_multiplier=sigma,
+                sample_rate=BATCH / N,
+                steps=steps,
+                delta=delta,
+                planned_steps=EPOCHS * steps_per_epoch,
+                epoch_steps=steps_per_epoch,
+            )
+            accountant = PRVAccountant()
+            accountant.history = [(sigma, BATCH / N, steps)]
+            assert accountant.get_epsilon(delta) < log.epsilon  # a looser upper bound
+
+    def test_early_stopping_ends_on_the_accountants_epsilon(self, digits) -> None:
+        X, y = digits
+        trained = train_model(
+            lambda: build_mlp(64, 10, hidden_sizes=(32,)),
+            DefenseConfig(
+                dp=DPSettings(noise_multiplier=1.1, max_grad_norm=1.0), early_stopping_patience=1
+            ),
+            RECIPE,
+            (X[:N], y[:N]),
+            seed=0,
+            device=CPU,
+            validation=(X[N : N + 100], y[N : N + 100]),
+            validation_score=lambda logits, labels: 0.0,  # never improves: stops at epoch 2
+        )
+        assert trained.epochs_run == 2 < EPOCHS
+        accountant = PRVAccountant()
+        accountant.history = [(1.1, BATCH / N, 2 * N // BATCH)]
+        assert trained.epsilon == trained.history[-1].epsilon
+        assert trained.epsilon == pytest.approx(accountant.get_epsilon(1 / (10 * N)), rel=1e-9)
+        assert trained.history[0].epsilon < trained.epsilon
 
     def test_the_returned_model_is_plain(self, digits) -> None:
         trained = _train_dp(digits, DPSettings(noise_multiplier=1.0), track_epsilon=False)
