@@ -32,6 +32,7 @@ from defenses.dp_compatibility import (
 )
 from defenses.dp_sgd import PrivacyLedger, PrivateTraining, privatize, release_model
 from defenses.early_stopping import EarlyStopping
+from defenses.ensemble import train_ensemble
 from defenses.epsilon import compute_epsilon
 from defenses.models import build_mlp
 from defenses.prediction import predict_logits
@@ -67,6 +68,7 @@ __all__ = [
     "resolve_device",
     "cpu_threads",
     "SMALL_MODEL_PARAMETERS",
+    "train_ensemble",
     "train_model",
     "validate_model",
 ]

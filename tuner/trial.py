@@ -15,7 +15,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from defenses import DefenseConfig, EpochLog, TrainedModel, TrainingRecipe, predict_logits, train_model
+from defenses import (
+    DefenseConfig,
+    EpochLog,
+    TrainedModel,
+    TrainingRecipe,
+    predict_logits,
+    train_ensemble,
+    train_model,
+)
 from objectives import (
     Attack,
     AttackScores,
@@ -114,17 +122,12 @@ def evaluate_defense(
     roles, recipe = context.roles, context.recipe
     target = _train(context, defense, (roles.members.X, roles.members.y), seed=seed, on_epoch_end=on_epoch_end)
     attacker_defense = defense if context.config.threat_model.knows_recipe else DefenseConfig()
-    references = [
-        _train(
-            context,
-            attacker_defense,
-            roles.reference_training_set(k, seed=seed),
-            seed=seed + k + 1,
-            validation=roles.attacker_population,
-            track_epsilon=False,
-        )
-        for k in range(context.n_reference_models)
-    ]
+    references = _train_references(
+        context,
+        attacker_defense,
+        [roles.reference_training_set(k, seed=seed) for k in range(context.n_reference_models)],
+        seeds=[seed + k + 1 for k in range(context.n_reference_models)],
+    )
 
     observed = {
         name: _observe(context, target, references, split)
@@ -272,6 +275,32 @@ def _train(
         validation_score=lambda logits, labels: utility.score(labels, logits),
         on_epoch_end=on_epoch_end,
         track_epsilon=track_epsilon,
+    )
+
+
+def _train_references(
+    context: TrialContext,
+    defense: DefenseConfig,
+    datasets: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    seeds: list[int],
+) -> list[TrainedModel]:
+    """The attacker's reference models, trained together (vectorized) as ``_train`` trains one.
+
+    They are scored on the attacker's population after each epoch only when
+    the defense stops early (nothing else reads their validation curves).
+    """
+    roles, population, utility = context.roles, context.roles.attacker_population, context.utility
+    stops_early = defense.early_stopping_patience is not None
+    return train_ensemble(
+        lambda: build_target_model(context.config, roles, dropout=defense.dropout),
+        defense,
+        context.recipe,
+        datasets,
+        seeds=seeds,
+        device=context.device,
+        validation=(population.X, population.y) if stops_early else None,
+        validation_score=(lambda logits, labels: utility.score(labels, logits)) if stops_early else None,
     )
 
 
