@@ -43,10 +43,13 @@ def run_main_job(source: Path, out: Path) -> float:
     return seconds
 
 
-def imported_from(source: Path) -> str:
+def imported_from(source: Path, cwd: Path) -> str:
+    """Where ``tuner`` is imported from with ``source`` first on the path (run outside the repo)."""
     env = {**os.environ, "PYTHONPATH": str(source)}
     code = "import tuner, pathlib; print(pathlib.Path(tuner.__file__).parent.parent)"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def main() -> None:
@@ -63,7 +66,7 @@ def main() -> None:
         )
         try:
             for source in (worktree, ROOT):  # the interpreter must import each version from its own tree
-                if Path(imported_from(source)).resolve() != source.resolve():
+                if Path(imported_from(source, Path(tmp))).resolve() != source.resolve():
                     raise SystemExit(f"PYTHONPATH={source} does not take precedence over the installed package")
             times: dict[str, list[float]] = {"before": [], "after": []}
             for repeat in range(args.repeats):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import optuna
 import yaml
@@ -17,6 +17,7 @@ import yaml
 from defenses import InvalidDefenseError, load_recommendation
 from tuner.config import RunConfig, config_to_dict, load_config
 from tuner.errors import ConfigError, NoAdequateDefenseError, PrivtuneError
+from tuner.figures import figure_data, render_all
 from tuner.export import FORMATS, recommendation_document, render, write_recommendation
 from tuner.progress import ProgressPrinter
 from tuner.report import frontier_rows, render_table, summary_lines, write_reports
@@ -88,10 +89,11 @@ class Tune(Command):
             study = run_study(prepared, shared, target=target, observers=[*observers, tensorboard])
             with shared.lock("recommend"):  # one worker confirms; the others reuse its cached retrains
                 outcome = recommend(prepared, study)
-            tensorboard.recommendation_made(study, outcome, summary_lines(prepared, outcome))
+            pngs = render_all(figure_data(study, config, outcome)) if outcome.records else None
+            tensorboard.recommendation_made(study, outcome, summary_lines(prepared, outcome), pngs)
         finally:
             tensorboard.close()
-        return _finish(prepared, folder, study, outcome)
+        return _finish(prepared, folder, study, outcome, pngs)
 
 
 class Report(Command):
@@ -243,13 +245,19 @@ def _check_writable_folder(root: Path) -> None:
             return
 
 
-def _finish(prepared: Prepared, folder: RunFolder, study: optuna.Study, outcome: Recommendation) -> int:
+def _finish(
+    prepared: Prepared,
+    folder: RunFolder,
+    study: optuna.Study,
+    outcome: Recommendation,
+    pngs: Mapping[str, bytes] | None = None,
+) -> int:
     if not outcome.records:
         raise ConfigError(
             f"--trials: the study {study.study_name!r} has no completed trial to recommend from; "
             "run `privtune tune` with --trials 1 or more"
         )
-    write_reports(folder, study, prepared, outcome)
+    write_reports(folder, study, prepared, outcome, pngs)
     if outcome.chosen is not None:
         write_recommendation(folder, recommendation_document(prepared, outcome, study_name=study.study_name))
     print()

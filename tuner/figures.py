@@ -392,12 +392,17 @@ def render_all(data: FigureData) -> dict[str, bytes]:
     return {name: render_png(draw(data)) for name, (_, draw) in FIGURES.items()}
 
 
-def write_figures(folder: Path, data: FigureData) -> list[tuple[str, Path]]:
-    """Write ``<folder>/<name>.png`` for every figure (atomically); return (title, path) pairs."""
+def write_figures(
+    folder: Path, data: FigureData, pngs: Mapping[str, bytes] | None = None
+) -> list[tuple[str, Path]]:
+    """Write ``<folder>/<name>.png`` for every figure (atomically); return (title, path) pairs.
+
+    ``pngs``: the figures of ``data`` already rendered by :func:`render_all`.
+    """
     from tuner.run_folder import write_atomic_bytes
 
     written = []
-    for name, png in render_all(data).items():
+    for name, png in (pngs if pngs is not None else render_all(data)).items():
         path = Path(folder) / f"{name}.png"
         write_atomic_bytes(path, png)
         written.append((FIGURES[name][0], path))

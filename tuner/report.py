@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import optuna
 
@@ -386,11 +386,20 @@ def trials_csv(study: optuna.Study) -> str:
     return buffer.getvalue()
 
 
-def write_reports(folder: RunFolder, study: optuna.Study, prepared: Prepared, outcome: Recommendation) -> None:
-    """Write ``trials.csv``, the figures (``figures/*.png``) and ``report.md`` atomically."""
+def write_reports(
+    folder: RunFolder,
+    study: optuna.Study,
+    prepared: Prepared,
+    outcome: Recommendation,
+    pngs: Mapping[str, bytes] | None = None,
+) -> None:
+    """Write ``trials.csv``, the figures (``figures/*.png``) and ``report.md`` atomically.
+
+    ``pngs``: the outcome's figures already rendered (the same ones TensorBoard logged).
+    """
     from tuner.figures import figure_data, write_figures
 
     write_atomic(folder.trials_csv, trials_csv(study))
-    written = write_figures(folder.figures, figure_data(study, prepared.config, outcome))
+    written = write_figures(folder.figures, figure_data(study, prepared.config, outcome), pngs)
     figures = [(title, path.relative_to(folder.root).as_posix()) for title, path in written]
     write_atomic(folder.report, report_markdown(prepared, outcome, study_name=study.study_name, figures=figures))

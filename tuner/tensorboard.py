@@ -24,11 +24,10 @@ Layout under the run folder's ``tb/``:
 from __future__ import annotations
 
 import io
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import optuna
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -38,7 +37,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from defenses import DefenseConfig, EpochLog
 from tuner.config import Range, RunConfig, SearchSpaceConfig, default_config
-from tuner.figures import FIGURES, FigureData, figure_data, recommendation_text, render_png
+from tuner.figures import FIGURES, FigureData, figure_data, recommendation_text, render_all, render_png
 from tuner.records import BASELINE_ATTR
 from tuner.trial import Evaluation
 
@@ -197,9 +196,10 @@ class TensorBoardLogger:
         config: the run's config (hyperparameter domains, the adequacy bound,
             the prior); the built-in default when ``None``.
         figures: draw the study figures (``tb/study``) as trials finish.
-        figure_interval_s: redraw the live study figures at most this often
-            (drawing them costs about a second, as much as a short trial);
-            the first finished trial and the recommendation are always drawn.
+        figure_interval_s: draw the live study figures at most this often,
+            the first time once this much time has passed (drawing them costs
+            about a second, as much as a short trial); the recommendation's
+            figures are always drawn.
     """
 
     def __init__(
@@ -214,7 +214,7 @@ class TensorBoardLogger:
         self.config = config or default_config()
         self.figures = figures
         self.figure_interval_s = figure_interval_s
-        self._last_drawn = -math.inf
+        self._last_drawn = time.monotonic()
         self._writers: dict[int, SummaryWriter] = {}
         self._started: dict[int, float] = {}
         self._study_writer: SummaryWriter | None = None
@@ -272,14 +272,27 @@ class TensorBoardLogger:
         self._study().add_text("study/candidate", recommendation_text(data), step)
         self._study().flush()
 
-    def recommendation_made(self, study: optuna.Study, outcome: Any, summary: Sequence[str]) -> None:
-        """Draw the final figures with the confirmed recommendation, and its summary as text."""
+    def recommendation_made(
+        self,
+        study: optuna.Study,
+        outcome: Any,
+        summary: Sequence[str],
+        pngs: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Log the final figures with the confirmed recommendation, and its summary as text.
+
+        ``pngs`` are those figures already rendered (:func:`tuner.figures.render_all`
+        of the same study and outcome), so the report can share them; drawn here when omitted.
+        """
         if not self.figures:
             return
         data = figure_data(study, self.config, outcome)
         step = len(data.records)
         self._drawn.clear()
-        self._write_figures(data, prefix="recommendation", step=step)
+        pngs = pngs if pngs is not None else render_all(data)
+        file_writer = self._study()._get_file_writer()
+        for name, png in pngs.items():
+            file_writer.add_summary(image_summary(f"recommendation/{name}", png), step)
         self._study().add_text("recommendation/summary", recommendation_text(data, summary), step)
         self._study().flush()
 
