@@ -27,9 +27,10 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import optuna
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from tuner.errors import ConfigError
@@ -89,13 +90,40 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     engine = sqlalchemy.create_engine(driver_url(url), poolclass=NullPool)
     try:
         with _named_lock(engine, "privtune:storage", "claim"):
+            _use_write_ahead_log(engine)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     driver_url(url), heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
                 )
     finally:
         engine.dispose()
+    if storage.engine.dialect.name == "sqlite":
+        event.listen(storage.engine, "connect", _sqlite_sync_normal)
+        storage.engine.dispose()  # reconnect with the setting
+    return storage
+
+
+def _use_write_ahead_log(engine: Engine) -> None:
+    """Put a SQLite study file in WAL mode (a setting of the file; other databases are left alone).
+
+    Each trial writes a few dozen small records; with SQLite's default
+    rollback journal every one of them syncs the file twice. In WAL mode,
+    with ``synchronous=NORMAL`` (:func:`_sqlite_sync_normal`), a commit
+    appends to the log: a killed process loses nothing it committed (a power
+    cut may lose the last commits, never the file's consistency), and readers
+    (``privtune report``, a second local worker) do not block the writer.
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
+def _sqlite_sync_normal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def study_lock(storage: optuna.storages.RDBStorage, study_name: str, purpose: str = "claim") -> ContextManager[None]:
