@@ -1,9 +1,11 @@
 """The training loop that applies a :class:`DefenseConfig`.
 
-The tuner trains the target model and the attacker's reference models with
-:func:`train_model`, so every model of a trial is built, regularized, privatized
-and stopped the same way. Each defense lives in its own module; this one only
-wires them together:
+The tuner trains the target model with :func:`train_model` (DP-SGD through
+Opacus), and the attacker's reference models with
+:func:`defenses.ensemble.train_ensemble`, which trains K models at once and
+gives the same models as K calls of this loop (its tests check that), so every
+model of a trial is built, regularized, privatized and stopped the same way.
+Each defense lives in its own module; this one only wires them together:
 
 * dropout: in the model, applied by the caller's ``build_model`` (the tuner
   passes ``lambda: build_mlp(..., dropout=defense.dropout)``); this loop does
