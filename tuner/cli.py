@@ -23,7 +23,7 @@ from tuner.progress import ProgressPrinter
 from tuner.report import frontier_rows, render_table, summary_lines, write_reports
 from tuner.run_folder import RunFolder, write_atomic
 from tuner.tensorboard import TensorBoardLogger
-from tuner.storage import check_storage_url, driver_url
+from tuner.storage import check_storage_url, driver_url, shown_url
 from tuner.tune import Prepared, Recommendation, open_run_study, prepare, recommend, run_study
 
 RUN_CONFIG = "config.yaml"
@@ -303,7 +303,7 @@ def dry_run_text(prepared: Prepared, folder: RunFolder, *, n_trials: int, storag
         f"plan: a study of {n_trials} trial(s) (the baseline first; a continued study runs only what it lacks), "
         f"then {config.confirmation.seeds} "
         "confirmation retrain(s) of the recommendation",
-        f"run folder: {folder.root} (storage {storage or config.study.storage or folder.default_storage})",
+        f"run folder: {folder.root} (storage {shown_url(storage or config.study.storage or folder.default_storage)})",
         "dry run: nothing was trained or written",
     ]
     return "\n".join(lines) + "\n"
@@ -333,7 +333,7 @@ def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, optu
     try:
         study = optuna.load_study(study_name=config.study.name, storage=driver_url(url))
     except KeyError:
-        raise ConfigError(f"{run}: no study named {config.study.name!r} in {url}") from None
+        raise ConfigError(f"{run}: no study named {config.study.name!r} in {shown_url(url)}") from None
     return prepared, folder, study
 
 

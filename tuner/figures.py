@@ -318,6 +318,8 @@ def roc_figure(data: FigureData) -> Figure:
         if points:
             ax.scatter([p["fpr"] for p in points], [max(p["tpr"], 1e-6) for p in points], color="black",
                        marker="x", zorder=5, label="realistic operating points (calibrated α)", gid="operating")
+    if lowest >= 1.0:  # no stored ROC: an empty log-log frame rather than a singular axis
+        lowest = 1e-3
     grid = np.logspace(np.log10(lowest), 0, 50)
     ax.plot(grid, grid, ":", color="grey", lw=1, label="chance (TPR = FPR)")
     ax.set_xscale("log")

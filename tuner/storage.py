@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -60,8 +61,23 @@ def check_storage_url(url: str | None) -> None:
             hint = "; for PostgreSQL install the driver with `pip install 'privtune[postgres]'`"
         raise ConfigError(
             f"--storage / study.storage: must be an Optuna RDB URL such as sqlite:///study.db or "
-            f"postgresql://user@host/db, but got {url!r} ({err}){hint}"
+            f"postgresql://user@host/db, but got {shown_url(url)!r} ({err}){hint}"
         ) from None
+
+
+def shown_url(url: str) -> str:
+    """``url`` as messages print it: any password replaced by ``***``.
+
+    Error messages and progress lines end up in terminals, CI logs and
+    tickets; a database password must not travel with them.
+
+    Example:
+        >>> shown_url("postgresql://tuner:SECRET@db.internal:5432/privtune")
+        'postgresql://tuner:***@db.internal:5432/privtune'
+        >>> shown_url("sqlite:///runs/a/study.db")
+        'sqlite:///runs/a/study.db'
+    """
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 def driver_url(url: str) -> str:
@@ -181,4 +197,4 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-__all__ = ["GRACE_PERIOD_S", "HEARTBEAT_INTERVAL_S", "check_storage_url", "driver_url", "open_storage", "study_lock"]
+__all__ = ["GRACE_PERIOD_S", "HEARTBEAT_INTERVAL_S", "check_storage_url", "driver_url", "shown_url", "open_storage", "study_lock"]

@@ -30,7 +30,7 @@ from tuner.liveness import WORKER_ATTR, fail_dead_trials, this_worker
 from tuner.records import BASELINE_ATTR, evaluation_attrs
 from tuner.search_budget import planned_runs
 from tuner.search_space import SearchSpace
-from tuner.storage import HEARTBEAT_INTERVAL_S, open_storage, study_lock
+from tuner.storage import HEARTBEAT_INTERVAL_S, open_storage, shown_url, study_lock
 from tuner.trial import Evaluation, TrialContext, evaluate_defense, trial_seed
 
 # risk − bound, set once per completed trial (Optuna refuses to overwrite it);
@@ -140,7 +140,7 @@ def open_study(config: RunConfig, url: str, *, data_fingerprint: str) -> SharedS
         )
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
         raise ConfigError(
-            f"--storage / study.storage: cannot open the study storage {url!r}: {str(err).splitlines()[0]}; "
+            f"--storage / study.storage: cannot open the study storage {shown_url(url)!r}: {str(err).splitlines()[0]}; "
             "check that the database server is running and the URL's user, password and database exist"
         ) from None
     with study_lock(storage, config.study.name, "claim"):
@@ -150,7 +150,7 @@ def open_study(config: RunConfig, url: str, *, data_fingerprint: str) -> SharedS
             stored = data_fingerprint
     if stored != data_fingerprint:
         raise ConfigError(
-            f"study.name: the study {config.study.name!r} in {url} was run on other data "
+            f"study.name: the study {config.study.name!r} in {shown_url(url)} was run on other data "
             f"(fingerprint {stored[:12]} vs {data_fingerprint[:12]}); choose another --out folder "
             "or study.name to start a new study, nothing was changed"
         )

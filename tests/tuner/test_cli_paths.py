@@ -30,3 +30,19 @@ def test_validate_refuses_binary_bytes(tmp_path, capsys):
 def test_zero_trials_on_a_new_study_is_a_usage_error_not_exit_3(tmp_path, capsys):
     assert main(["tune", "--trials", "0", "--quiet", "--out", str(tmp_path / "run")]) == 2
     assert "no completed trial" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_is_named_without_its_password(tmp_path, capsys):
+    """Port 1 on this machine refuses at once: exit 2, the URL shown with its password masked."""
+    url = "postgresql://tuner:S3cret-pw@127.0.0.1:1/privtune"
+    assert main(["tune", "--trials", "1", "--quiet", "--out", str(tmp_path / "run"), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open the study storage 'postgresql://tuner:***@127.0.0.1:1/privtune'" in err
+    assert "S3cret-pw" not in err and "Traceback" not in err
+
+
+def test_a_malformed_url_is_shown_without_its_password(tmp_path, capsys):
+    url = "postgresql+nodriver://tuner:S3cret-pw@db/privtune"
+    assert main(["tune", "--trials", "1", "--quiet", "--out", str(tmp_path / "run"), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "'postgresql+nodriver://tuner:***@db/privtune'" in err and "S3cret-pw" not in err
