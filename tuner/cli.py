@@ -77,13 +77,25 @@ class Tune(Command):
             return 0
         check_storage_url(args.storage or config.study.storage)
         _check_writable_folder(folder.root)
+        if requested == 0 and not (args.storage or config.study.storage) and not folder.study_db.exists():
+            raise ConfigError(
+                f"--trials: 0 trials asked for, but {folder.root} holds no study yet to report on; "
+                "run `privtune tune` with --trials 1 or more (nothing was written)"
+            )
         shared = open_run_study(prepared, folder, storage=args.storage)
         write_atomic(folder.root / RUN_CONFIG, yaml.safe_dump(_portable_config(config), sort_keys=False))
         target, done = shared.target(requested), shared.finished()
-        if done >= target and not args.quiet:
+        if 0 < target <= done and not args.quiet:
             print(f"privtune: the study already holds {done} of {target} trials; pass --trials N "
                   "with a larger N to add more", file=sys.stderr)
-        observers = [] if args.quiet else [ProgressPrinter(target, done=done, utility_name=config.objective.utility)]
+        observers = [] if args.quiet else [
+            ProgressPrinter(
+                target,
+                study=shared.study,
+                confirmations=config.confirmation.seeds,
+                utility_name=config.objective.utility,
+            )
+        ]
         tensorboard = TensorBoardLogger(folder.tensorboard, config)
         try:
             study = run_study(prepared, shared, target=target, observers=[*observers, tensorboard])

@@ -9,7 +9,10 @@ from typing import Sequence, TextIO
 import optuna
 
 from defenses import DefenseConfig, EpochLog
+from tuner.records import completed_records
 from tuner.trial import Evaluation
+
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 class ProgressPrinter:
@@ -17,21 +20,45 @@ class ProgressPrinter:
 
     Args:
         total: trials the study should hold.
-        done: trials it already held when this worker started (a continued
-            study, or other workers' trials); time left is estimated from
-            this worker's own pace.
+        study: the shared study. When given, "trials done" and "best
+            adequate so far" are the whole study's (a continued study,
+            other workers' trials), read from it at each event; without it
+            they count the trials this printer has seen since ``done``.
+        done: trials already finished when this worker started (without
+            ``study``).
+        confirmations: retrains that follow the last trial (the
+            recommendation's confirmation seeds), each about a trial's
+            work; the time left includes them.
+        stream: where lines go (default standard error).
+        utility_name: the utility metric's name in the lines.
+
+    Time left is this worker's own pace (seconds per trial it finished)
+    times what is left, as if no other worker helped.
     """
 
-    def __init__(self, total: int, *, done: int = 0, stream: TextIO | None = None, utility_name: str = "utility"):
+    def __init__(
+        self,
+        total: int,
+        *,
+        study: optuna.Study | None = None,
+        done: int = 0,
+        confirmations: int = 0,
+        stream: TextIO | None = None,
+        utility_name: str = "utility",
+    ):
         self.total = total
+        self.study = study
+        self.confirmations = confirmations
         self.stream = stream or sys.stderr
         self.utility_name = utility_name
         self.done = done
         self.finished_here = 0
         self.best: tuple[float, int] | None = None
         self._started = time.perf_counter()
+        self._read_study()
 
     def trial_started(self, number: int, defense: DefenseConfig) -> None:
+        self._read_study()
         self._print(f"[{self.done + 1}/{self.total}] trial #{number}: {defense.describe()} ...")
 
     def epoch_finished(self, number: int, log: EpochLog) -> None:
@@ -40,15 +67,16 @@ class ProgressPrinter:
     def trial_finished(self, trial: optuna.trial.FrozenTrial, evaluation: Evaluation | None) -> None:
         self.done += 1
         self.finished_here += 1
+        if evaluation is not None and evaluation.realistic.adequate:
+            self._consider_best(evaluation.utility_validation, trial.number)
+        self._read_study()  # the study's count and best include this trial and other workers'
         elapsed = time.perf_counter() - self._started
-        left = elapsed / self.finished_here * max(0, self.total - self.done)
+        left = elapsed / self.finished_here * (max(0, self.total - self.done) + self.confirmations)
         if evaluation is None:
             outcome = trial.state.name.lower()
         else:
             risk = evaluation.realistic
             verdict = "adequate" if risk.adequate else "NOT adequate"
-            if risk.adequate and (self.best is None or evaluation.utility_validation > self.best[0]):
-                self.best = (evaluation.utility_validation, trial.number)
             outcome = (
                 f"{self.utility_name} {evaluation.utility_validation:.4f} (val), "
                 f"PPV {risk.risk:.3f} [{risk.interval[0]:.3f}, {risk.interval[1]:.3f}] {verdict}, "
@@ -67,6 +95,19 @@ class ProgressPrinter:
             f"trial {listed} was left running by a worker that is gone (killed or lost): "
             "marked failed, and its slot runs again"
         )
+
+    def _read_study(self) -> None:
+        if self.study is None:
+            return
+        self.done = len(self.study.get_trials(deepcopy=False, states=_FINISHED))
+        for record in completed_records(self.study):
+            if record.adequate:
+                self._consider_best(record.utility_validation, record.number)
+
+    def _consider_best(self, utility: float, number: int) -> None:
+        """Keep the higher validation utility; on a tie, the earlier trial."""
+        if self.best is None or (utility, -number) > (self.best[0], -self.best[1]):
+            self.best = (utility, number)
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)

@@ -27,9 +27,12 @@ def test_validate_refuses_binary_bytes(tmp_path, capsys):
     assert "is not UTF-8 text" in capsys.readouterr().err
 
 
-def test_zero_trials_on_a_new_study_is_a_usage_error_not_exit_3(tmp_path, capsys):
+def test_zero_trials_on_a_new_study_is_a_usage_error_not_exit_3_and_writes_nothing(tmp_path, capsys):
     assert main(["tune", "--trials", "0", "--quiet", "--out", str(tmp_path / "run")]) == 2
-    assert "no completed trial" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--trials: 0 trials asked for, but " in err and "holds no study yet" in err
+    assert "already holds" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_unreachable_database_is_named_without_its_password(tmp_path, capsys):

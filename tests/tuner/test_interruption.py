@@ -82,6 +82,9 @@ def test_sigkill_mid_trial_then_rerun_finishes_the_study(tmp_path):
     assert rerun.returncode in (0, 3), rerun.stdout + rerun.stderr
     assert "Traceback" not in rerun.stderr
     assert f"trial #{killed.number} was left running by a worker that is gone" in rerun.stderr
+    # The rerun's progress counts the trials finished before the kill.
+    first_line = next(line for line in rerun.stderr.splitlines() if line.startswith("["))
+    assert first_line.startswith(f"[{len(finished_before) + 1}/4] trial #{len(before)}: ")
 
     after = load(db).trials
     assert after[killed.number].state == State.FAIL  # marked failed, not left running

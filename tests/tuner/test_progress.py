@@ -54,3 +54,36 @@ def test_no_adequate_trial_yet():
     printer = ProgressPrinter(2, stream=out)
     printer.trial_finished(frozen(0), evaluation(0.8, 0.9, adequate=False))
     assert "best adequate: none yet" in out.getvalue()
+
+
+def test_time_left_counts_the_confirmation_retrains(monkeypatch):
+    clock = iter([0.0, 12.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    printer = ProgressPrinter(3, confirmations=2, stream=out)
+    printer.trial_finished(frozen(0), evaluation(0.8, 0.02, adequate=True))
+    # 12 s for 1 trial; 2 trials and 2 confirmation retrains left: 4 · 12 = 48 s
+    assert out.getvalue().rstrip().endswith("| 12s elapsed, ~48s left")
+
+
+def test_a_continued_or_shared_study_counts_every_trial_in_it(small_run):
+    """Done and best adequate come from the study, whoever ran its trials."""
+    study = small_run.study
+    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    adequate = [
+        (t.user_attrs["utility_validation"], t.number)
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["realistic"]["adequate"]
+    ]
+    assert finished and adequate
+    best_utility = max(u for u, _ in adequate)
+    best_number = min(n for u, n in adequate if u == best_utility)
+    out = io.StringIO()
+    printer = ProgressPrinter(len(finished) + 2, study=study, stream=out)
+    printer.trial_started(99, DefenseConfig())
+    assert out.getvalue() == f"[{len(finished) + 1}/{len(finished) + 2}] trial #99: no defense ...\n"
+    # This worker's own worse trial: the study's best stays; the count is the study's.
+    printer.trial_finished(frozen(99), evaluation(best_utility - 0.5, 0.01, adequate=True))
+    line = out.getvalue().splitlines()[-1]
+    assert line.startswith(f"[{len(finished)}/{len(finished) + 2}] trial #99 ")
+    assert f"| best adequate: #{best_number} ({best_utility:.4f}) |" in line

@@ -75,6 +75,10 @@ def run_two_workers(tmp_path: Path, storage: str, trials: int) -> tuple[optuna.S
     for code, stdout, stderr in results:
         assert code in (0, 3), stdout + stderr
         assert "Traceback" not in stderr
+    # Progress counts the study's trials, both workers': whoever finishes the last one prints N/N.
+    done = [int(line[1:].split("/")[0]) for _, _, err in results for line in err.splitlines()
+            if line.startswith("[") and " trial #" in line and not line.endswith("...")]
+    assert max(done) == trials and len(done) == trials
     study = optuna.load_study(study_name="shared", storage=driver_url(storage))
     return study, results
 
