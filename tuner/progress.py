@@ -9,7 +9,7 @@ from typing import Sequence, TextIO
 import optuna
 
 from defenses import DefenseConfig, EpochLog
-from tuner.records import completed_records
+from tuner.records import record_from_trial
 from tuner.trial import Evaluation
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -22,7 +22,7 @@ class ProgressPrinter:
         total: trials the study should hold.
         study: the shared study. When given, "trials done" and "best
             adequate so far" are the whole study's (a continued study,
-            other workers' trials), read from it at each event; without it
+            other workers' trials), read from it when a trial finishes; without it
             they count the trials this printer has seen since ``done``.
         done: trials already finished when this worker started (without
             ``study``).
@@ -55,10 +55,10 @@ class ProgressPrinter:
         self.finished_here = 0
         self.best: tuple[float, int] | None = None
         self._started = time.perf_counter()
+        self._read: set[int] = set()  # completed trials of the study already taken into ``best``
         self._read_study()
 
     def trial_started(self, number: int, defense: DefenseConfig) -> None:
-        self._read_study()
         self._print(f"[{self.done + 1}/{self.total}] trial #{number}: {defense.describe()} ...")
 
     def epoch_finished(self, number: int, log: EpochLog) -> None:
@@ -97,12 +97,19 @@ class ProgressPrinter:
         )
 
     def _read_study(self) -> None:
+        """Count the study's finished trials and take in the ones completed since the last read."""
         if self.study is None:
             return
-        self.done = len(self.study.get_trials(deepcopy=False, states=_FINISHED))
-        for record in completed_records(self.study):
-            if record.adequate:
-                self._consider_best(record.utility_validation, record.number)
+        finished = self.study.get_trials(deepcopy=False, states=_FINISHED)
+        self.done = len(finished)
+        for trial in finished:
+            if trial.number in self._read or trial.state != optuna.trial.TrialState.COMPLETE:
+                continue
+            self._read.add(trial.number)
+            if "realistic" in trial.user_attrs:
+                record = record_from_trial(trial)
+                if record.adequate:
+                    self._consider_best(record.utility_validation, record.number)
 
     def _consider_best(self, utility: float, number: int) -> None:
         """Keep the higher validation utility; on a tie, the earlier trial."""
