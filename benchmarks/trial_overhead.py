@@ -14,6 +14,12 @@ seed, and ε's caches are cleared before each call, as for a fresh trial
 (a study's trials rarely share σ). The ratio is the median of the paired
 ratios over ``--repeats`` repetitions.
 
+A trial is timed both ways it can run (:mod:`tuner.references`): all in
+this process, and with the reference models training in a helper process
+beside the target, which the tuner uses when ``training.processes``
+resolves to 2 (the default on a CPU with two free cores and one thread per
+process). The verdict is for the way the tuner runs here.
+
 It measures whatever ``evaluate_defense`` does at the time it runs, with the
 torch threads ``prepare`` sets (``--threads N`` overrides). Run from the
 repository root:
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 import sys
 import time
 import warnings
@@ -38,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from defenses import DefenseConfig, DPSettings, train_model  # noqa: E402
 from defenses import epsilon as epsilon_module  # noqa: E402
 from tuner.config import default_config  # noqa: E402
+from tuner.references import ReferenceTraining  # noqa: E402
 from tuner.report import render_table  # noqa: E402
 from tuner.trial import TrialContext, evaluate_defense, trial_seed  # noqa: E402
 from tuner.tune import prepare  # noqa: E402
@@ -97,41 +105,52 @@ def main() -> int:
     prepared = prepare(default_config())  # sets torch's threads as a study would
     if args.threads:
         torch.set_num_threads(args.threads)
-    context = prepared.context
-    sizes = context.roles.sizes()
+    tuner_context = prepared.context  # training.processes as the tuner resolves it
+    tuner_context.references.start(tuner_context)  # what tuner.tune.run_study does
+    one_process = replace(tuner_context, references=ReferenceTraining(1))
+    modes = {"one process": one_process}
+    if tuner_context.references.beside:
+        modes["references beside"] = tuner_context
+    tuner_mode = "references beside" if tuner_context.references.beside else "one process"
+    sizes = tuner_context.roles.sizes()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: "
-        f"{sizes['members']} members, K = {context.n_reference_models} reference models, "
-        f"{context.recipe.epochs} epochs, batch {context.recipe.batch_size}",
+        f"{sizes['members']} members, K = {tuner_context.n_reference_models} reference models, "
+        f"{tuner_context.recipe.epochs} epochs, batch {tuner_context.recipe.batch_size}; "
+        f"training.processes resolves to {tuner_context.references.processes} ({tuner_mode})",
         flush=True,
     )
     rows, verdicts = [], []
     for label, defense in DEFENSES.items():
         seed = trial_seed(prepared.config.study.seed, 0)
-        evaluate_defense(context, defense, seed=seed)  # warm-up (lazy imports, first allocations)
-        trials, targets = [], []
+        for context in modes.values():  # warm-up (lazy imports, first allocations)
+            evaluate_defense(context, defense, seed=seed)
+        times: dict[str, list[float]] = {name: [] for name in [*modes, "target"]}
         for rep in range(repeats):
             seed = trial_seed(prepared.config.study.seed, rep + 1)
-            pair = [
-                ("trial", lambda s=seed: evaluate_defense(context, defense, seed=s)),
-                ("target", lambda s=seed: train_target(context, defense, s)),
+            calls = [
+                *((name, lambda c=context, s=seed: evaluate_defense(c, defense, seed=s)) for name, context in modes.items()),
+                ("target", lambda s=seed: train_target(one_process, defense, s)),
             ]
-            for name, call in pair if rep % 2 == 0 else reversed(pair):
-                (trials if name == "trial" else targets).append(timed(call))
+            for name, call in calls if rep % 2 == 0 else reversed(calls):
+                times[name].append(timed(call))
             print(f"  {label}: {rep + 1}/{repeats}", file=sys.stderr, flush=True)
-        ratio = statistics.median(t / s for t, s in zip(trials, targets))
-        rows.append(
-            {
-                "defense": label,
-                "trial s (median)": f"{statistics.median(trials):.3f}",
-                "target alone s (median)": f"{statistics.median(targets):.3f}",
-                "trial / target": f"{ratio:.2f}",
-            }
-        )
-        verdicts.append(
-            f"{label}: trial / target = {ratio:.2f} "
-            f"({'meets' if ratio <= GOAL else 'misses'} the goal ≤ {GOAL:g})"
-        )
+        for name in modes:
+            ratio = statistics.median(t / s for t, s in zip(times[name], times["target"]))
+            rows.append(
+                {
+                    "defense": label,
+                    "trial runs": name + (" (the tuner's)" if name == tuner_mode else ""),
+                    "trial s (median)": f"{statistics.median(times[name]):.3f}",
+                    "target alone s (median)": f"{statistics.median(times['target']):.3f}",
+                    "trial / target": f"{ratio:.2f}",
+                }
+            )
+            if name == tuner_mode:
+                verdicts.append(
+                    f"{label}: trial / target = {ratio:.2f} "
+                    f"({'meets' if ratio <= GOAL else 'misses'} the goal ≤ {GOAL:g})"
+                )
     print(f"\nOne trial vs its target alone ({repeats} interleaved repetitions)")
     print(render_table(rows, markdown=False), end="")
     print("\n" + "\n".join(verdicts))

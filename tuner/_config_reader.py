@@ -195,7 +195,7 @@ def _read_config(check: _Checker, raw: Any, *, base_dir: Path | None) -> RunConf
         if name in cross_checks:
             cross_checks[name](check, parts[name])
         if name == "data":
-            parts["recipe"], parts["device"], parts["threads"], parts["model"] = _read_recipe(
+            parts["recipe"], parts["device"], parts["threads"], parts["processes"], parts["model"] = _read_recipe(
                 check, top.get("model"), top.get("training"), base_dir
             )
     data, model = parts["data"], parts["model"]
@@ -223,7 +223,7 @@ def _read_recipe(
     check: _Checker, model: Any, training: Any, base_dir: Path | None
 ) -> tuple[TrainingRecipe, str, int | str, ModelConfig]:
     """model.* and training.* become a TrainingRecipe (validated by defenses), the device,
-    the CPU thread setting and a ModelConfig."""
+    the CPU thread and process settings and a ModelConfig."""
     model = check.mapping("model", model, ["hidden_sizes", *_MODEL_RULES])
     model_config = ModelConfig(
         **{
@@ -232,13 +232,16 @@ def _read_recipe(
             if key in model
         }
     )
-    training = check.mapping("training", training, [*_TRAINING_KEYS, "device", "threads"])
+    training = check.mapping("training", training, [*_TRAINING_KEYS, "device", "threads", "processes"])
     device = training.get("device", "auto")
     if not (isinstance(device, str) and _DEVICE.fullmatch(device)):
         device = check.fail("training.device", "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
     threads = training.get("threads", "auto")
     if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         threads = check.fail("training.threads", "'auto' or an integer >= 1", threads)
+    processes = training.get("processes", "auto")
+    if processes != "auto" and not (type(processes) is int and processes in (1, 2)):
+        processes = check.fail("training.processes", "'auto', 1 or 2", processes)
     hidden = model.get("hidden_sizes", [128])
     if not isinstance(hidden, (list, tuple)):
         check.fail("model.hidden_sizes", "a list of integers >= 1", hidden)
@@ -258,7 +261,7 @@ def _read_recipe(
         if _ok(model_config.python_path) and model_config.python_path is not None:
             shown = [str(p) for p in model_config.python_path]
             check.fail("model.python_path", "null unless model.builder is set", shown)
-    return recipe, device, threads, model_config
+    return recipe, device, threads, processes, model_config
 
 
 def _check_data(check: _Checker, data: DataConfig) -> None:

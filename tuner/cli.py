@@ -105,6 +105,7 @@ class Tune(Command):
             tensorboard.recommendation_made(study, outcome, summary_lines(prepared, outcome), pngs)
         finally:
             tensorboard.close()
+            prepared.context.references.close()
         return _finish(prepared, folder, study, outcome, pngs)
 
 
@@ -311,6 +312,10 @@ def dry_run_text(prepared: Prepared, folder: RunFolder, *, n_trials: int, storag
         f"model: {_describe_model(prepared)}",
         f"device: {prepared.context.device}"
         + (f" ({prepared.threads} thread(s); training.threads: {config.threads})" if prepared.threads else ""),
+        f"reference models: {prepared.context.n_reference_models}, trained "
+        + ("in a second process beside the target" if prepared.context.references.processes == 2
+           else "in this process after the target")
+        + f" (training.processes: {config.processes})",
         "search space:\n  " + "\n  ".join(prepared.space.describe()),
         f"plan: a study of {n_trials} trial(s) (the baseline first; a continued study runs only what it lacks), "
         f"then {config.confirmation.seeds} "

@@ -237,6 +237,7 @@ class RunConfig:
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
     device: str = "auto"
     threads: int | str = "auto"   # CPU threads per process: "auto" (see defenses.cpu_threads) or N
+    processes: int | str = "auto"  # 1, or 2: reference models beside the target (tuner.references)
     model: ModelConfig = field(default_factory=ModelConfig)
     threat_model: ThreatModelConfig = field(default_factory=ThreatModelConfig)
     adequacy: AdequacyConfig = field(default_factory=AdequacyConfig)
@@ -320,7 +321,7 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
             "options": dict(cfg.model.options),
             "python_path": _paths_to_yaml(cfg.model.python_path),
         },
-        "training": {**recipe, "device": cfg.device, "threads": cfg.threads},
+        "training": {**recipe, "device": cfg.device, "threads": cfg.threads, "processes": cfg.processes},
         "threat_model": {
             **asdict(cfg.threat_model),
             "calibration_fprs": list(cfg.threat_model.calibration_fprs),

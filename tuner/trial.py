@@ -21,7 +21,6 @@ from defenses import (
     TrainedModel,
     TrainingRecipe,
     predict_logits,
-    train_ensemble,
     train_model,
 )
 from objectives import (
@@ -41,6 +40,7 @@ from objectives import (
     worst_case_risk,
 )
 from tuner.config import RunConfig
+from tuner.references import ReferenceTraining
 from tuner.roles import DataRoles, RoleSplit
 from tuner.user_code import build_target_model
 
@@ -56,6 +56,7 @@ class TrialContext:
     device: torch.device
     attacks: tuple[Attack, ...]
     utility: UtilityMetric
+    references: ReferenceTraining = field(default_factory=ReferenceTraining, compare=False, repr=False)
 
     @property
     def recipe(self) -> TrainingRecipe:
@@ -69,10 +70,20 @@ class TrialContext:
         return 0
 
 
-def build_context(config: RunConfig, roles: DataRoles, device: torch.device, utility: UtilityMetric) -> TrialContext:
-    """Instantiate the configured attacks once for the whole study."""
+def build_context(
+    config: RunConfig, roles: DataRoles, device: torch.device, utility: UtilityMetric, *, processes: int = 1
+) -> TrialContext:
+    """Instantiate the configured attacks once for the whole study.
+
+    ``processes`` (see :func:`tuner.references.resolve_processes`): 2 lets
+    the reference models train in a helper process beside the target once
+    ``context.references.start(context)`` has forked it.
+    """
     attacks = tuple(make_attack(name) for name in config.threat_model.attacks)
-    return TrialContext(config=config, roles=roles, device=device, attacks=attacks, utility=utility)
+    return TrialContext(
+        config=config, roles=roles, device=device, attacks=attacks, utility=utility,
+        references=ReferenceTraining(processes),
+    )
 
 
 @dataclass
@@ -119,15 +130,12 @@ def evaluate_defense(
     target did, with the target's recipe and defense when the threat model
     says the attacker knows the recipe (Kerckhoffs), else undefended.
     """
-    roles, recipe = context.roles, context.recipe
-    target = _train(context, defense, (roles.members.X, roles.members.y), seed=seed, on_epoch_end=on_epoch_end)
+    roles = context.roles
     attacker_defense = defense if context.config.threat_model.knows_recipe else DefenseConfig()
-    references = _train_references(
-        context,
-        attacker_defense,
-        [roles.reference_training_set(k, seed=seed) for k in range(context.n_reference_models)],
-        seeds=[seed + k + 1 for k in range(context.n_reference_models)],
-    )
+    # With a helper process they train from now on, beside the target (tuner.references).
+    pending = context.references.begin(context, attacker_defense, seed=seed)
+    target = _train(context, defense, (roles.members.X, roles.members.y), seed=seed, on_epoch_end=on_epoch_end)
+    references = pending.result()
 
     observed = {
         name: _observe(context, target, references, split)
@@ -275,32 +283,6 @@ def _train(
         validation_score=lambda logits, labels: utility.score(labels, logits),
         on_epoch_end=on_epoch_end,
         track_epsilon=track_epsilon,
-    )
-
-
-def _train_references(
-    context: TrialContext,
-    defense: DefenseConfig,
-    datasets: list[tuple[np.ndarray, np.ndarray]],
-    *,
-    seeds: list[int],
-) -> list[TrainedModel]:
-    """The attacker's reference models, trained together (vectorized) as ``_train`` trains one.
-
-    They are scored on the attacker's population after each epoch only when
-    the defense stops early (nothing else reads their validation curves).
-    """
-    roles, population, utility = context.roles, context.roles.attacker_population, context.utility
-    stops_early = defense.early_stopping_patience is not None
-    return train_ensemble(
-        lambda: build_target_model(context.config, roles, dropout=defense.dropout),
-        defense,
-        context.recipe,
-        datasets,
-        seeds=seeds,
-        device=context.device,
-        validation=(population.X, population.y) if stops_early else None,
-        validation_score=(lambda logits, labels: utility.score(labels, logits)) if stops_early else None,
     )
 
 

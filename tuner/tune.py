@@ -26,6 +26,7 @@ from tuner.confirmation import Confirmation, confirm
 from tuner.data import load_data
 from tuner.errors import ConfigError, DataError
 from tuner.records import TrialRecord, completed_records
+from tuner.references import resolve_processes
 from tuner.roles import DataRoles, split_roles
 from tuner.run_folder import RunFolder
 from tuner.search_space import SearchSpace
@@ -89,7 +90,8 @@ def prepare(config: RunConfig) -> Prepared:
     except ValueError as err:
         raise ConfigError(f"training.device: {err}") from None
     threads = _use_cpu_threads(config, roles, device)
-    context = build_context(config, roles, device, metric)
+    processes = resolve_processes(config.processes, device=device, threads=threads)
+    context = build_context(config, roles, device, metric, processes=processes)
     threat = config.threat_model
     warning = resolution_warning(
         n_nonmembers=len(roles.nonmembers),
@@ -132,8 +134,11 @@ def run_study(
 
     ``target`` is :meth:`SharedStudy.target` of the requested count: under a
     random search budget (``study.search_budget``) it is the number of runs
-    drawn for the study, whatever was requested.
+    drawn for the study, whatever was requested. With ``training.processes``
+    2 the reference-model helper is forked here, before the trial loop starts
+    threads (heartbeats, TensorBoard writers).
     """
+    prepared.context.references.start(prepared.context)
     run_trials(shared, prepared.context, prepared.space, target=target, observers=observers)
     return shared.study
 

@@ -138,6 +138,16 @@ class TestProblems:
         assert config_from_dict({"training": {"threads": 3}}).threads == 3
         assert config_to_dict(config_from_dict({}))["training"]["threads"] == "auto"
 
+    @pytest.mark.parametrize("processes", [0, 3, "two", True, 1.0])
+    def test_processes_must_be_auto_1_or_2(self, processes: object) -> None:
+        assert _problems({"training": {"processes": processes}}) == [
+            f"training.processes: must be 'auto', 1 or 2, but got {processes!r}"
+        ]
+
+    def test_processes_round_trip(self) -> None:
+        assert config_from_dict({"training": {"processes": 1}}).processes == 1
+        assert config_to_dict(config_from_dict({}))["training"]["processes"] == "auto"
+
     def test_unknown_key_names_its_path_and_the_allowed_keys(self) -> None:
         assert _problems({"threat_model": {"prior": 0.1}}) == [
             (
