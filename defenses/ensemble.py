@@ -293,16 +293,17 @@ class _Run:
         """One shuffled pass per model, as :func:`defenses.batching.shuffled_batches` orders it."""
         orders = [torch.randperm(self.n, generator=g) for g in self.batch_generators]
         order = torch.stack(orders).to(self.device)
-        total = torch.zeros(self.K, device=self.device)
+        # One gather an epoch; each batch is then a view of the shuffled copy.
+        X, y = self.X[self.rows, order], self.y[self.rows, order]
+        sums = []
         for start in range(0, self.n, self.recipe.batch_size):
-            index = order[:, start : start + self.recipe.batch_size]
-            xb, yb = self.X[self.rows, index], self.y[self.rows, index]
+            xb, yb = X[:, start : start + self.recipe.batch_size], y[:, start : start + self.recipe.batch_size]
             self.optimizer.zero_grad(set_to_none=True)
-            losses = self.stack.losses(self.params, xb, yb).mean(1)  # each model's batch mean
-            losses.sum().backward()  # each slice gets its own model's gradient
+            losses = self.stack.losses(self.params, xb, yb)
+            losses.mean(1).sum().backward()  # each model's batch mean; each slice gets its own gradient
             self.optimizer.step()
-            total += losses.detach() * index.shape[1]
-        return (total / self.n).tolist()
+            sums.append(losses.detach().sum(1))
+        return (torch.stack(sums).sum(0) / self.n).tolist()
 
     def _private_epoch(self) -> list[float]:
         """One epoch of DP-SGD steps, batches drawn as Opacus' ``DPDataLoader`` draws them."""

@@ -23,7 +23,6 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
@@ -187,10 +186,23 @@ class MLPStack(VmapStack):
                     taps.append((name, x, out))
                 x = out
             elif isinstance(layer, nn.Dropout):
-                x = F.dropout(x, layer.p, training) if layer.p > 0 else x
+                x = _dropout(x, layer.p) if training and layer.p > 0 else x
             else:
                 x = layer(x)
         return x
+
+
+def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout as ``F.dropout`` computes it, with the mask drawn by ``torch.rand``.
+
+    The same distribution (keep with probability ``1 - p``, scale by
+    ``1 / (1 - p)``) at about half the cost on the CPU, where
+    ``F.dropout``'s Bernoulli draw dominates a small MLP's step.
+    """
+    if p >= 1:
+        return torch.zeros_like(x)
+    keep = torch.rand(x.shape, device=x.device) >= p
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
 
 
 def stack_for(model: nn.Module, criterion: nn.Module) -> VmapStack:

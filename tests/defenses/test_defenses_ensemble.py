@@ -23,7 +23,7 @@ from defenses import (
     train_ensemble,
     train_model,
 )
-from defenses.stacked import MLPStack, VmapStack, private_gradients, stack_for
+from defenses.stacked import MLPStack, VmapStack, _dropout, private_gradients, stack_for
 
 CPU = torch.device("cpu")
 RECIPE = TrainingRecipe(hidden_sizes=(32,), epochs=4, batch_size=64)
@@ -398,3 +398,17 @@ def test_mlp_stack_accepts_only_plain_mlps() -> None:
     assert not MLPStack.accepts(conv_net())
     assert not MLPStack.accepts(batchnorm_net())
     assert not MLPStack.accepts(nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True)))
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_stacked_dropout_keeps_1_minus_p_and_scales_by_its_inverse(p: float) -> None:
+    """Inverted dropout: each entry is 0 with probability p, else x / (1 - p), so E[out] = x."""
+    torch.manual_seed(0)
+    n = 200_000
+    out = _dropout(torch.full((2, n // 2), 3.0), p)
+    kept = out != 0
+    assert torch.allclose(out[kept], torch.tensor(3.0 / (1 - p)))
+    # Binomial(n, 1 - p): the kept fraction lies within 5 standard errors of 1 - p.
+    assert abs(kept.double().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+    x = torch.ones(3, requires_grad=True)
+    assert torch.equal(_dropout(x, 1.0), torch.zeros(3))
