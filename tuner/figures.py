@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 
 from objectives import AttackScores, ppv
 from objectives.worst_case import roc_points, tpr_at
-from tuner.records import TrialRecord, completed_records
+from tuner.records import TrialRecord, completed_records, trial_attrs
 from tuner.selection import pareto_front, rank_candidates
 
 if TYPE_CHECKING:
@@ -140,9 +140,9 @@ def figure_data(study: optuna.Study, config: RunConfig, outcome: Recommendation 
     """
     records = completed_records(study)
     roc = {
-        t.number: t.user_attrs[ROC_ATTR]
+        t.number: attrs[ROC_ATTR]
         for t in study.get_trials(deepcopy=False)
-        if ROC_ATTR in t.user_attrs
+        if ROC_ATTR in (attrs := trial_attrs(t))
     }
     view = config.objective.risk
     if outcome is not None:

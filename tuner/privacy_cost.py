@@ -55,7 +55,7 @@ from dp_accounting.rdp import RdpAccountant
 from defenses import DefenseConfig
 from defenses.epsilon import noise_multiplier_for_epsilon
 from tuner.config import RunConfig
-from tuner.records import TrialRecord
+from tuner.records import TrialRecord, trial_attrs
 from tuner.search_space import BASELINE_ATTR, SearchSpace
 
 
@@ -292,7 +292,7 @@ def _run_of(
     trial: optuna.trial.FrozenTrial, space: SearchSpace, config: RunConfig, n_members: int
 ) -> tuple[DPRun | None, bool]:
     """(the trial's DP run, whether it used DP); recorded figures first, else rebuilt from its settings."""
-    attrs = trial.user_attrs
+    attrs = trial_attrs(trial)
     if "defense" in attrs:
         defense = DefenseConfig.from_dict(attrs["defense"])
         if defense.dp is None:

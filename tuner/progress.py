@@ -9,7 +9,7 @@ from typing import Sequence, TextIO
 import optuna
 
 from defenses import DefenseConfig, EpochLog
-from tuner.records import record_from_trial
+from tuner.records import has_evaluation, record_from_trial
 from tuner.trial import Evaluation
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -106,7 +106,7 @@ class ProgressPrinter:
             if trial.number in self._read or trial.state != optuna.trial.TrialState.COMPLETE:
                 continue
             self._read.add(trial.number)
-            if "realistic" in trial.user_attrs:
+            if has_evaluation(trial):
                 record = record_from_trial(trial)
                 if record.adequate:
                     self._consider_best(record.utility_validation, record.number)

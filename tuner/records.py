@@ -19,8 +19,18 @@ from tuner.trial import Evaluation
 
 
 
+EVALUATION_ATTR = "evaluation"  # the trial user attribute holding its whole evaluation
+
+
 def evaluation_attrs(evaluation: Evaluation) -> dict[str, Any]:
-    """The JSON-ready user attributes that record one evaluation in the study."""
+    """The JSON-ready fields that record one evaluation in the study.
+
+    The trial loop stores them, with the trial's ROC summary and duration, as
+    one user attribute (:data:`EVALUATION_ATTR`): one storage write per
+    trial instead of twenty, each a round trip to the study's database
+    (a SQLite commit, or a network round trip to a shared PostgreSQL).
+    Read them back with :func:`trial_attrs`.
+    """
     return {
         "defense": evaluation.defense.to_dict(),
         "seed": evaluation.seed,
@@ -40,6 +50,30 @@ def evaluation_attrs(evaluation: Evaluation) -> dict[str, Any]:
         "false_exposure": None if evaluation.false_exposure is None else evaluation.false_exposure.to_dict(),
         "dp_bounds": None if evaluation.dp_bounds is None else evaluation.dp_bounds.to_dict(),
     }
+
+
+def trial_attrs(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's user attributes with its evaluation's fields at the top level.
+
+    Studies written before the evaluation became one attribute hold the same
+    fields flat; both read the same way.
+
+    Example:
+        >>> trial = optuna.trial.create_trial(value=0.0, user_attrs={"baseline": True,
+        ...     EVALUATION_ATTR: {"seed": 3}})
+        >>> trial_attrs(trial)
+        {'baseline': True, 'seed': 3}
+    """
+    attrs = trial.user_attrs
+    evaluation = attrs.get(EVALUATION_ATTR)
+    if not isinstance(evaluation, dict):
+        return attrs
+    return {**{k: v for k, v in attrs.items() if k != EVALUATION_ATTR}, **evaluation}
+
+
+def has_evaluation(trial: optuna.trial.FrozenTrial) -> bool:
+    """True when the trial recorded an evaluation (it completed its measurement)."""
+    return "realistic" in trial_attrs(trial)
 
 
 @dataclass(frozen=True)
@@ -108,7 +142,7 @@ def record_from_trial(trial: optuna.trial.FrozenTrial, *, max_exposed: int | Non
     ``max_exposed`` is the config's optional bound on exposed members
     (``adequacy.max_exposed``): :meth:`TrialRecord.adequate_in` applies it.
     """
-    attrs = trial.user_attrs
+    attrs = trial_attrs(trial)
     realistic, worst = attrs["realistic"], attrs["worst_case"]
     return TrialRecord(
         number=trial.number,
@@ -149,5 +183,5 @@ def completed_records(study: optuna.Study, *, max_exposed: int | None = None) ->
     return [
         record_from_trial(t, max_exposed=max_exposed)
         for t in sorted(finished, key=lambda t: t.number)
-        if "realistic" in t.user_attrs
+        if has_evaluation(t)
     ]

@@ -12,7 +12,7 @@ import optuna
 from defenses import DefenseConfig
 from objectives import ppv
 from tuner.privacy_cost import which_epsilon_lines
-from tuner.records import TrialRecord
+from tuner.records import TrialRecord, trial_attrs
 from tuner.run_folder import RunFolder, write_atomic
 from tuner.search_budget import describe_budget
 from tuner.selection import pareto_front, tie_margin
@@ -352,7 +352,7 @@ def trials_csv(study: optuna.Study) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        a = t.user_attrs
+        a = trial_attrs(t)
         real, worst = a.get("realistic", {}), a.get("worst_case", {})
         tpr = worst.get("tpr_at_fpr", {})
         writer.writerow(

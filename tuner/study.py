@@ -27,7 +27,7 @@ from tuner.config import RunConfig
 from tuner.figures import ROC_ATTR, roc_summary
 from tuner.errors import ConfigError
 from tuner.liveness import WORKER_ATTR, fail_dead_trials, this_worker
-from tuner.records import BASELINE_ATTR, evaluation_attrs
+from tuner.records import BASELINE_ATTR, EVALUATION_ATTR, evaluation_attrs
 from tuner.search_budget import planned_runs
 from tuner.search_space import SearchSpace
 from tuner.storage import HEARTBEAT_INTERVAL_S, open_storage, shown_url, study_lock
@@ -235,10 +235,14 @@ class _TrialLoop:
             seed=trial_seed(config.study.seed, trial.number),
             on_epoch_end=lambda log: self._epoch_finished(trial, log),
         )
-        for key, value in evaluation_attrs(evaluation).items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr(ROC_ATTR, roc_summary(evaluation.scores))  # for the study figures
-        trial.set_user_attr("seconds", time.perf_counter() - started)
+        trial.set_user_attr(
+            EVALUATION_ATTR,
+            {
+                **evaluation_attrs(evaluation),
+                ROC_ATTR: roc_summary(evaluation.scores),  # for the study figures
+                "seconds": time.perf_counter() - started,
+            },
+        )
         risk, advantage = risk_view(config, evaluation)
         trial.set_constraint(ADEQUACY_CONSTRAINT, adequacy_constraint(risk=risk, max_ppv=config.adequacy.max_ppv))
         if config.adequacy.max_exposed is not None and evaluation.exposure is not None:

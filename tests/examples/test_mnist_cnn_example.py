@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from defenses import load_recommendation
+from tuner.records import trial_attrs
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def test_tune_export_and_train_in_the_users_loop(tmp_path):
     rec = load_recommendation(tmp_path / "defense.yaml")
     study = optuna.load_study(study_name="mnist_small", storage=f"sqlite:///{out / 'study.db'}")
     chosen = study.trials[rec.document["study"]["trial"]]
-    assert rec.defense.to_dict() == chosen.user_attrs["defense"]
+    assert rec.defense.to_dict() == trial_attrs(chosen)["defense"]
     assert rec.document["data"]["roles"]["members"] == 800
     assert rec.document["data"]["roles"]["test"] == 1000  # the loader's own test split
 

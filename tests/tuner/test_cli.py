@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from defenses import load_recommendation
+from tuner.records import trial_attrs
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,7 @@ def test_tune_writes_every_output_and_continues_the_study(tmp_path):
     for trial in study.trials:
         if trial.state == optuna.trial.TrialState.COMPLETE:
             # Optuna's adequacy constraint is risk − bound (≤ 0 feasible), bound 0.5 by default.
-            risk = trial.user_attrs["realistic"]["risk"]
+            risk = trial_attrs(trial)["realistic"]["risk"]
             assert trial.constraints == {"adequacy": pytest.approx(risk - 0.5)}
 
     # --trials is the study's size: the same size again runs nothing, a larger one extends it.

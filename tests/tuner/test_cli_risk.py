@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from defenses import load_recommendation
+from tuner.records import trial_attrs
 
 pytestmark = pytest.mark.slow
 
@@ -136,8 +137,8 @@ def test_exposure_is_recorded_and_exported(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     study = optuna.load_study(study_name="e", storage=f"sqlite:///{out / 'study.db'}")
     first = study.trials[0]
-    assert first.user_attrs["exposure"]["attacks"] == ["lira_offline"]
-    assert first.system_attrs["constraints:exposure"] == first.user_attrs["exposure"]["count"] - 1000
+    assert trial_attrs(first)["exposure"]["attacks"] == ["lira_offline"]
+    assert first.system_attrs["constraints:exposure"] == trial_attrs(first)["exposure"]["count"] - 1000
     rec = load_recommendation(out / "recommendation.yaml")
     exposed = rec.document["expected"]["exposed_members"]
     assert exposed["max_exposed"] == 1000 and exposed["posterior_bound"] == 0.9

@@ -10,6 +10,7 @@ import yaml
 from defenses import DefenseConfig, TrainingRecipe, load_recommendation
 from defenses.recommendation import DOCUMENT_KEYS, SCHEMA_VERSION
 from tuner.cli import main
+from tuner.records import trial_attrs
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,8 @@ def test_export_round_trips_to_the_chosen_trials_settings(small_run, exported, f
     assert set(document) <= set(DOCUMENT_KEYS)
     trial = small_run.study.trials[document["study"]["trial"]]
     # export -> load -> the same settings as the study recorded for the chosen trial
-    assert rec.defense == DefenseConfig.from_dict(trial.user_attrs["defense"])
-    assert rec.defense.to_dict() == trial.user_attrs["defense"]
+    assert rec.defense == DefenseConfig.from_dict(trial_attrs(trial)["defense"])
+    assert rec.defense.to_dict() == trial_attrs(trial)["defense"]
     run_config = yaml.safe_load((small_run.root / "config.yaml").read_text())
     assert rec.recipe == TrainingRecipe(
         hidden_sizes=tuple(run_config["model"]["hidden_sizes"]),

@@ -10,6 +10,7 @@ import optuna
 import tuner.progress as progress
 from defenses import DefenseConfig
 from tuner.progress import ProgressPrinter
+from tuner.records import trial_attrs
 
 
 def evaluation(val: float, ppv: float, *, adequate: bool, epsilon: float | None = None):
@@ -71,9 +72,9 @@ def test_a_continued_or_shared_study_counts_every_trial_in_it(small_run):
     study = small_run.study
     finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     adequate = [
-        (t.user_attrs["utility_validation"], t.number)
+        (trial_attrs(t)["utility_validation"], t.number)
         for t in study.trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["realistic"]["adequate"]
+        if t.state == optuna.trial.TrialState.COMPLETE and trial_attrs(t)["realistic"]["adequate"]
     ]
     assert finished and adequate
     best_utility = max(u for u, _ in adequate)

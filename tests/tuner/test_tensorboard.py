@@ -27,6 +27,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 from tuner.config import config_from_dict
+from tuner.records import trial_attrs
 from tuner.tensorboard import METRICS, TensorBoardLogger, hparam_domains
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -98,9 +99,9 @@ def test_each_trials_logged_figures_equal_the_study_records(small_run):
     study = small_run.study
     completed = [t for t in study.trials if t.state == COMPLETE]
     assert len(completed) == small_run.config["study"]["trials"]
-    assert any(t.user_attrs["epsilon"] is not None for t in completed)  # DP trials ran
+    assert any(trial_attrs(t)["epsilon"] is not None for t in completed)  # DP trials ran
     for trial in completed:
-        attrs = trial.user_attrs
+        attrs = trial_attrs(trial)
         acc = accumulator(small_run.root / "tb" / f"trial-{trial.number:04d}")
         last = {tag: acc.Scalars(tag)[-1].value for tag in acc.Tags()["scalars"]}
         assert last["metrics/utility_test"] == f32(attrs["utility_test"])
@@ -137,7 +138,7 @@ def test_each_trial_has_an_hparams_session_with_its_defense(small_run):
         assert end.status == api_pb2.STATUS_SUCCESS
         assert start.group_name == f"trial-{trial.number:04d}"
         values = {k: (v.string_value or v.number_value) for k, v in start.hparams.items()}
-        defense = trial.user_attrs["defense"]
+        defense = trial_attrs(trial)["defense"]
         dp = defense["dp"]
         assert values["dp"] == ("on" if dp else "off")
         assert values["baseline"] == ("yes" if trial.user_attrs.get("baseline") else "no")
@@ -281,7 +282,7 @@ def test_tensorboard_serves_the_hparams_experiment_and_sessions(small_run, tenso
     completed = {f"trial-{t.number:04d}": t for t in small_run.study.trials if t.state == COMPLETE}
     assert sorted(g["name"] for g in groups) == sorted(completed)
     for group in groups:
-        attrs = completed[group["name"]].user_attrs
+        attrs = trial_attrs(completed[group["name"]])
         values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         assert values["metrics/utility_test"] == pytest.approx(f32(attrs["utility_test"]), rel=1e-12)
         assert values["metrics/realistic_ppv"] == pytest.approx(f32(attrs["realistic"]["risk"]), rel=1e-12)
