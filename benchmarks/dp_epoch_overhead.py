@@ -24,6 +24,15 @@ Two tables:
    the last epoch's exact ε query. ε's caches are cleared before each run,
    as for a fresh trial (a study's trials rarely share σ).
 
+Two more settings, outside the goal, show how the ratio scales: the same
+data with a wider MLP [512, 512]. Ghost clipping costs a second backward
+pass plus a per-step overhead that hardly depends on the model (Opacus'
+Python hooks, the per-sample norms, the noise): on a tiny model, whose whole
+step takes a fifth of a millisecond, the overhead dominates; on a larger
+one the ratio falls toward the two backward passes. Opacus' ``hooks`` mode,
+by contrast, grows with the model (it materializes per-sample gradients).
+``--quick`` skips them.
+
 Only ratios measured side by side mean anything on a shared machine. Run
 from the repository root:
 
@@ -43,7 +52,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -78,11 +87,24 @@ class Setting:
     name: str
     load: Callable[[], RunConfig]
     block: int  # epochs per timed sample (digits epochs are ~2 ms)
+    goal: bool = True  # a setting the goal is about (the others show how the ratio scales)
+    repeats: int | None = None  # fewer samples where Opacus' hooks mode takes seconds an epoch
+
+
+def _wider(load: Callable[[], RunConfig], hidden: tuple[int, ...]) -> Callable[[], RunConfig]:
+    """The same study with a larger MLP: where the fixed per-step cost of DP stops dominating."""
+    return lambda: replace((cfg := load()), recipe=replace(cfg.recipe, hidden_sizes=hidden))
+
+
+def _adult() -> RunConfig:
+    return load_config(ROOT / "configs" / "adult.yaml")
 
 
 SETTINGS = (
     Setting("digits", default_config, block=5),
-    Setting("adult", lambda: load_config(ROOT / "configs" / "adult.yaml"), block=1),
+    Setting("adult", _adult, block=1),
+    Setting("digits-512x2", _wider(default_config, (512, 512)), block=2, goal=False, repeats=8),
+    Setting("adult-512x2", _wider(_adult, (512, 512)), block=1, goal=False, repeats=4),
 )
 
 
@@ -183,7 +205,9 @@ def main() -> int:
     for setting in SETTINGS:
         if args.only and setting.name != args.only:
             continue
-        if setting.name == "adult" and not (DATA / "adult").is_dir():
+        if args.quick and not setting.goal:
+            continue
+        if setting.name.startswith("adult") and not (DATA / "adult").is_dir():
             print(f"adult skipped: {DATA / 'adult'} is missing", file=sys.stderr)
             continue
         prepared = prepare(setting.load())  # sets torch's threads as a study would
@@ -196,7 +220,9 @@ def main() -> int:
             f"{torch.get_num_threads()} thread(s)"
         )
         print(f"{setting.name}: {shape} ...", file=sys.stderr, flush=True)
-        times = training_pass(prepared, repeats=repeats, block=args.block or setting.block)
+        times = training_pass(
+            prepared, repeats=min(repeats, setting.repeats or repeats), block=args.block or setting.block
+        )
         base = times["non-DP"]
         # Both take ceil(n / batch) steps an epoch (Opacus: int(1/q) with q = 1/ceil(n / batch)).
         steps = math.ceil(len(prepared.roles.members) / recipe.batch_size)
@@ -204,7 +230,7 @@ def main() -> int:
             ratio = paired_ratio(samples, base)
             if label == "DP (privtune)":
                 extra = 1e3 * (statistics.median(samples) - statistics.median(base)) / steps
-                ratios.append((setting.name, ratio, extra))
+                ratios.append((setting, ratio, extra))
             pass_rows.append(
                 {
                     "data": setting.name,
@@ -215,6 +241,8 @@ def main() -> int:
                     "× non-DP": f"{ratio:.2f}",
                 }
             )
+        if not setting.goal:
+            continue
         intervals = train_model_epochs(prepared, runs=runs)
         base_runs = intervals["non-DP"]
         median_base, mean_base = statistics.median(base_runs), statistics.mean(base_runs)
@@ -236,11 +264,11 @@ def main() -> int:
     print("\ntrain_model epochs (training pass + validation + ε for DP; epochs 2..N of each run)")
     print(render_table(model_rows, markdown=False), end="")
     print()
-    for name, ratio, extra in ratios:
-        verdict = "meets" if ratio <= GOAL else "misses"
+    for setting, ratio, extra in ratios:
+        verdict = ("meets" if ratio <= GOAL else "misses") + f" the goal ≤ {GOAL:g}"
         print(
-            f"{name}: DP epoch / non-DP epoch = {ratio:.2f} ({verdict} the goal ≤ {GOAL:g}); "
-            f"DP adds {extra:.2f} ms per step"
+            f"{setting.name}: DP epoch / non-DP epoch = {ratio:.2f} "
+            f"({verdict if setting.goal else 'scaling check, no goal'}); DP adds {extra:.2f} ms per step"
         )
     return 0
 
