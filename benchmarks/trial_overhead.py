@@ -17,7 +17,7 @@ ratios over ``--repeats`` repetitions.
 A trial is timed both ways it can run (:mod:`tuner.references`): all in
 this process, and with the reference models training in a helper process
 beside the target, which the tuner uses when ``training.processes``
-resolves to 2 (the default on a CPU with two free cores and one thread per
+resolves to 2 (the default on a CPU with two usable cores and one thread per
 process). The verdict is for the way the tuner runs here.
 
 It measures whatever ``evaluate_defense`` does at the time it runs, with the

@@ -12,7 +12,7 @@ models, bit for bit (a test checks), in about the time of the slower of the two.
 
 ``training.processes`` chooses: ``1`` trains everything in this process;
 ``2`` uses the helper; ``auto`` (default) uses it on the CPU when this
-process trains on one thread and a second core is free (see
+process trains on one thread and may run on a second core (see
 :func:`resolve_processes`). On CUDA the helper is never used: a CUDA
 context cannot be forked, and the GPU, not the CPU, is then the limit.
 """
