@@ -264,10 +264,6 @@ def _frontier_panel(ax: Any, data: FigureData, view: str, risk_of: Callable[[Tri
             [wc.worst_case_risk], [wc.utility_validation], s=120, marker="D", facecolors="none",
             edgecolors="purple", lw=1.5, zorder=4, label="worst-case-driven choice", gid="worst_case_choice",
         )
-    if len(records) <= 40:
-        for r in records:
-            ax.annotate(f"#{r.number}", (max(risk_of(r), _risk_floor(data)), r.utility_validation),
-                        xytext=(4, 3), textcoords="offset points", fontsize=7, color="#444444")
     # Log scale: realistic PPVs sit near the prior, far below the bound; 0 (no claims) at the floor.
     for collection in ax.collections:
         offsets = collection.get_offsets()
@@ -277,6 +273,38 @@ def _frontier_panel(ax: Any, data: FigureData, view: str, risk_of: Callable[[Tri
     ax.set_xscale("log")
     ax.set_xlim(_risk_floor(data), 1.0)
     ax.grid(alpha=0.3, which="both")
+    _label_trials(ax, data, view, risk_of)
+
+
+LABEL_BOX_PX = (24, 11)  # a "#number" label's width and height in the figure's pixels, with a margin
+
+
+def _label_trials(ax: Any, data: FigureData, view: str, risk_of: Callable[[TrialRecord], float]) -> None:
+    """``#number`` beside the trials, leaving out those that would overprint a label already placed.
+
+    The recommendation, the baseline, the worst-case-driven choice and the
+    non-dominated trials are labelled first, so a cluster of similar trials
+    keeps the labels that matter; the table in ``report.md`` lists every trial.
+    """
+    records = data.records
+    front = set(frontier_points(records, view))
+    special = {r.number for r in (data.chosen, data.baseline, data.worst_case_choice) if r is not None}
+
+    def importance(r: TrialRecord) -> tuple[int, int]:
+        on_front = (risk_of(r), r.utility_validation) in front
+        return (0 if r.number in special else 1 if on_front else 2, r.number)
+
+    ax.get_ylim()  # settles the autoscaled y limits that pixel positions depend on
+    placed: list[np.ndarray] = []
+    for r in sorted(records, key=importance):
+        point = (max(risk_of(r), _risk_floor(data)), r.utility_validation)
+        where = ax.transData.transform(point)
+        if any(abs(where[0] - x) < LABEL_BOX_PX[0] and abs(where[1] - y) < LABEL_BOX_PX[1] for x, y in placed):
+            continue
+        placed.append(where)
+        big = data.chosen is not None and r.number == data.chosen.number  # clear of the star
+        ax.annotate(f"#{r.number}", point, xytext=(9, 6) if big else (4, 3), textcoords="offset points", fontsize=7,
+                    color="#444444", gid=f"label-{r.number}")
 
 
 def _risk_floor(data: FigureData) -> float:

@@ -140,6 +140,20 @@ class TestFrontierFigure:
         assert bad.get_offsets().tolist() == [[0.60, 0.90]]  # the baseline is not adequate
         assert left.get_xscale() == "log"
 
+    def test_every_trial_is_labelled_when_none_overprint(self):
+        left = frontier_figure(data()).axes[0]
+        assert sorted(t.get_text() for t in left.texts) == ["#0", "#1", "#2", "#3"]
+
+    def test_a_cluster_keeps_one_label_and_the_important_ones(self):
+        """Ten trials on one spot: one label there, the chosen trial's; the far trials keep theirs."""
+        cluster = [record(n, val=0.88, risk=0.30, worst=0.70) for n in range(4, 14)]
+        records = [*RECORDS, *cluster]
+        left, right = frontier_figure(data(records=records, chosen=cluster[5])).axes[:2]
+        labels = sorted(t.get_text() for t in left.texts)
+        # #1 and #4..#13 sit on the same point (0.30, 0.88): only the recommendation (#9) is labelled there.
+        assert labels == ["#0", "#2", "#3", "#9"]
+        assert "#9" in [t.get_text() for t in right.texts]
+
     def test_renders_a_png(self):
         png = render_png(frontier_figure(data()))
         with Image.open(io.BytesIO(png)) as image:
