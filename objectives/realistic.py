@@ -244,6 +244,7 @@ def realistic_risk(
             n_nonmembers=points[0].n_nonmembers,
             calibration_fprs=alphas,
             min_expected_false_positives=min_expected_false_positives,
+            pooled_runs=len(runs),
         ),
     )
 

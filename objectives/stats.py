@@ -232,7 +232,11 @@ def dp_ppv_bound(*, epsilon: float, delta: float, fpr: float, prior: float) -> f
 
 
 def resolution_warning(
-    *, n_nonmembers: int, calibration_fprs: Sequence[float], min_expected_false_positives: float
+    *,
+    n_nonmembers: int,
+    calibration_fprs: Sequence[float],
+    min_expected_false_positives: float,
+    pooled_runs: int = 1,
 ) -> str | None:
     """A warning when the evaluation non-members cannot resolve the lowest calibration FPR.
 
@@ -240,6 +244,12 @@ def resolution_warning(
     ``min_expected_false_positives`` (with fewer than ``1/α`` non-members
     not even one false positive is expected at α). Returns ``None`` when
     the lowest α is resolvable.
+
+    ``pooled_runs`` > 1 says that ``n_nonmembers`` counts the scores of
+    several trained targets pooled (a confirmation's retrains, each scoring
+    the same non-members): the message then says so, and how many
+    non-members per run would resolve α, so it is not read as a different
+    data set from the single-run warning.
 
     Example:
         >>> resolution_warning(n_nonmembers=359, calibration_fprs=[0.001, 0.01, 0.1],
@@ -253,11 +263,20 @@ def resolution_warning(
         return None
     needed = nonmembers_needed(alpha=lowest, min_expected_false_positives=min_expected_false_positives)
     expected = n_nonmembers * lowest
+    if pooled_runs > 1:
+        who = (
+            f"the {n_nonmembers} evaluation non-member scores pooled over {pooled_runs} runs "
+            f"({n_nonmembers / pooled_runs:g} non-members each)"
+        )
+        fix = f"{needed} pooled scores ({math.ceil(needed / pooled_runs)} non-members per run) would resolve it"
+    else:
+        who = f"the {n_nonmembers} evaluation non-members"
+        fix = f"{needed} non-members would resolve it"
     return (
-        f"the {n_nonmembers} evaluation non-members cannot resolve the lowest calibration FPR "
+        f"{who} cannot resolve the lowest calibration FPR "
         f"{lowest:g}: {expected:.3g} false positives expected there (fewer than "
         f"{min_expected_false_positives:g}{'; not even one' if expected < 1 else ''}), so risk at "
-        f"that FPR is not measured; {needed} non-members would resolve it "
+        f"that FPR is not measured; {fix} "
         "(raise data.roles.nonmembers or use a larger data set)"
     )
 

@@ -174,6 +174,20 @@ class TestResolutionWarning:
             "larger data set)"
         )
 
+    def test_pooled_runs_are_named_as_such(self) -> None:
+        """3 retrains × 359 non-members = 1077 scores: 1.077 expected at 0.001, 10000 needed = 3334 per run."""
+        from objectives.stats import resolution_warning
+
+        text = resolution_warning(
+            n_nonmembers=1077, calibration_fprs=[0.001, 0.01], min_expected_false_positives=10, pooled_runs=3
+        )
+        assert text == (
+            "the 1077 evaluation non-member scores pooled over 3 runs (359 non-members each) cannot resolve "
+            "the lowest calibration FPR 0.001: 1.08 false positives expected there (fewer than 10), so risk "
+            "at that FPR is not measured; 10000 pooled scores (3334 non-members per run) would resolve it "
+            "(raise data.roles.nonmembers or use a larger data set)"
+        )
+
     def test_none_when_resolvable(self) -> None:
         from objectives.stats import resolution_warning
 
