@@ -68,6 +68,7 @@ def train_ensemble(
     device: torch.device,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     validation_score: ValidationScore | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> list[TrainedModel]:
     """Train one model per dataset with the same defense and recipe, all at once.
 
@@ -100,6 +101,9 @@ def train_ensemble(
             model; required, with ``validation_score``, for early stopping.
         validation_score: ``(logits, labels) -> utility``, higher is better;
             called once per epoch for each model still training, in model order.
+        on_epoch_end: called with the epoch number after every epoch; an
+            exception it raises stops training and propagates (the tuner
+            uses this to drop reference models nobody waits for any more).
 
     Returns:
         One :class:`TrainedModel` per dataset, in order: a plain module in eval
@@ -150,11 +154,12 @@ def train_ensemble(
             train_model(
                 build_model, defense, recipe, d, seed=seed, device=device,
                 validation=validation, validation_score=validation_score, track_epsilon=False,
+                on_epoch_end=(lambda log: on_epoch_end(log.epoch)) if on_epoch_end is not None else None,
             )
             for d, seed in zip(datasets, seeds)
         ]
     run = _Run(stack, models, params, X, y, defense, recipe, seeds, device)
-    return run.fit(validation, validation_score)
+    return run.fit(validation, validation_score, on_epoch_end)
 
 
 def poisson_batches(
@@ -254,6 +259,7 @@ class _Run:
         self,
         validation: tuple[np.ndarray, np.ndarray] | None,
         validation_score: ValidationScore | None,
+        on_epoch_end: Callable[[int], None] | None = None,
     ) -> list[TrainedModel]:
         val_X = None
         if validation is not None:
@@ -282,6 +288,8 @@ class _Run:
                         best[name][k].copy_(p.detach()[k])
                 if stop:
                     active.remove(k)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
             if not active:
                 break
         return [

@@ -17,6 +17,10 @@ plumbing: fork once, send a request, collect the answer.
 * If the child dies, :meth:`HelperProcess.submit` and
   :meth:`Pending.result` raise :class:`HelperGone`; the caller decides what
   to do instead.
+* :meth:`Pending.abandon` tells the child that nobody waits for an answer
+  any more (a pruned trial's reference models): work that calls
+  :func:`raise_if_abandoned` now and then stops at its next call, so the
+  next request does not wait for it. Through one shared counter, no signal.
 
 Fork the helper before the main process starts threads of its own
 (heartbeats, TensorBoard writers): a forked child gets only the forking
@@ -39,6 +43,26 @@ class HelperGone(RuntimeError):
     """The helper process has ended (killed, crashed or closed)."""
 
 
+class Abandoned(RuntimeError):
+    """Raised in the helper by :func:`raise_if_abandoned`: the main process gave up on this request."""
+
+
+# In the helper: (the number of the request being worked on, the shared "abandoned up to" counter).
+_current: tuple[int, Any] | None = None
+
+
+def raise_if_abandoned() -> None:
+    """In the helper, raise :class:`Abandoned` if the request being answered was abandoned.
+
+    Does nothing in any other process, so work functions may call it
+    wherever they run.
+    """
+    if _current is not None:
+        number, abandoned = _current
+        if abandoned.value >= number:
+            raise Abandoned(f"request {number} was abandoned")
+
+
 class HelperProcess:
     """A child process that answers ``work(request)`` for each request, one at a time.
 
@@ -56,8 +80,10 @@ class HelperProcess:
     def __init__(self, work: Callable[[Any], Any]) -> None:
         ours, theirs = multiprocessing.Pipe(duplex=True)
         context = multiprocessing.get_context("fork")
+        # Requests numbered up to this value are abandoned (shared memory, written only here).
+        self._abandoned = context.Value("q", 0, lock=False)
         self._process = context.Process(
-            target=_serve, args=(work, theirs, ours), name="privtune-helper", daemon=True
+            target=_serve, args=(work, theirs, ours, self._abandoned), name="privtune-helper", daemon=True
         )
         self._process.start()
         theirs.close()  # the child holds the other end: its death closes the pipe for us
@@ -143,16 +169,30 @@ class Pending:
             self._done = True
         return self._value
 
+    def abandon(self) -> None:
+        """Nobody will read this answer: let the work stop early (see :func:`raise_if_abandoned`).
 
-def _serve(work: Callable[[Any], Any], conn: Connection, parents_end: Connection) -> None:
+        Harmless when the answer has already come; it is drained, unread,
+        before the next request.
+        """
+        helper = self._helper
+        if not self._done and helper._received < self._number:
+            helper._abandoned.value = max(helper._abandoned.value, self._number)
+
+
+def _serve(work: Callable[[Any], Any], conn: Connection, parents_end: Connection, abandoned: Any) -> None:
     """The child's loop: answer requests until the pipe closes."""
+    global _current
     parents_end.close()  # else the child would keep its own pipe open after the parent dies
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    number = 0
     while True:
         try:
             request = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             break
+        number += 1
+        _current = (number, abandoned)
         try:
             answer: tuple[str, Any, str] = ("ok", work(request), "")
         except Exception as err:  # noqa: BLE001 - sent back and raised in the main process
@@ -176,4 +216,4 @@ def _close(conn: Connection, process: multiprocessing.process.BaseProcess) -> No
         process.join(timeout=1.0)
 
 
-__all__ = ["HelperGone", "HelperProcess", "Pending"]
+__all__ = ["Abandoned", "HelperGone", "HelperProcess", "Pending", "raise_if_abandoned"]

@@ -27,7 +27,7 @@ import torch
 
 from defenses import DefenseConfig, TrainedModel, train_ensemble
 from tuner.errors import ConfigError
-from tuner.helper_process import HelperGone, HelperProcess, Pending
+from tuner.helper_process import HelperGone, HelperProcess, Pending, raise_if_abandoned
 from tuner.user_code import build_target_model
 
 if TYPE_CHECKING:
@@ -61,13 +61,20 @@ def resolve_processes(setting: int | str, *, device: torch.device, threads: int 
     return 2 if threads == 1 and _usable_cores() >= 2 else 1
 
 
-def train_references(context: TrialContext, defense: DefenseConfig, *, seed: int) -> list[TrainedModel]:
+def train_references(
+    context: TrialContext,
+    defense: DefenseConfig,
+    *,
+    seed: int,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> list[TrainedModel]:
     """The trial's K reference models, trained together as ``tuner.trial`` trains one.
 
     Model k trains on ``roles.reference_training_set(k, seed=seed)`` with
     seed ``seed + k + 1``. They are scored on the attacker's population
     after each epoch only when the defense stops early (nothing else reads
-    their validation curves).
+    their validation curves). ``on_epoch_end`` (epoch number) may raise to
+    stop early.
     """
     roles, population, utility = context.roles, context.roles.attacker_population, context.utility
     k = context.n_reference_models
@@ -81,6 +88,7 @@ def train_references(context: TrialContext, defense: DefenseConfig, *, seed: int
         device=context.device,
         validation=(population.X, population.y) if stops_early else None,
         validation_score=(lambda logits, labels: utility.score(labels, logits)) if stops_early else None,
+        on_epoch_end=on_epoch_end,
     )
 
 
@@ -92,6 +100,11 @@ class PendingReferences:
         self._train_here = train_here
         self._beside = beside
         self._owner = owner
+
+    def abandon(self) -> None:
+        """The trial ended without them (pruned, failed): the helper stops at its next epoch."""
+        if self._beside is not None:
+            self._beside.abandon()
 
     def result(self) -> list[TrainedModel]:
         if self._beside is not None:
@@ -135,7 +148,11 @@ class ReferenceTraining:
         """
         if self.processes == 2 and not self._started and context.n_reference_models > 0:
             self._started = True
-            self._helper = HelperProcess(lambda request: train_references(context, request[0], seed=request[1]))
+            self._helper = HelperProcess(
+                lambda request: train_references(
+                    context, request[0], seed=request[1], on_epoch_end=lambda _epoch: raise_if_abandoned()
+                )
+            )
             self._context = context
 
     def begin(self, context: TrialContext, defense: DefenseConfig, *, seed: int) -> PendingReferences:

@@ -134,7 +134,11 @@ def evaluate_defense(
     attacker_defense = defense if context.config.threat_model.knows_recipe else DefenseConfig()
     # With a helper process they train from now on, beside the target (tuner.references).
     pending = context.references.begin(context, attacker_defense, seed=seed)
-    target = _train(context, defense, (roles.members.X, roles.members.y), seed=seed, on_epoch_end=on_epoch_end)
+    try:
+        target = _train(context, defense, (roles.members.X, roles.members.y), seed=seed, on_epoch_end=on_epoch_end)
+    except BaseException:
+        pending.abandon()  # pruned or failed: nobody will read its reference models
+        raise
     references = pending.result()
 
     observed = {

@@ -412,3 +412,22 @@ def test_stacked_dropout_keeps_1_minus_p_and_scales_by_its_inverse(p: float) -> 
     assert abs(kept.double().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
     x = torch.ones(3, requires_grad=True)
     assert torch.equal(_dropout(x, 1.0), torch.zeros(3))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_on_epoch_end_sees_every_epoch_and_can_stop_training(datasets) -> None:
+    defense = DefenseConfig()
+    recipe = TrainingRecipe(hidden_sizes=(32,), epochs=4)
+    seen: list[int] = []
+    train_ensemble(mlp(defense), defense, recipe, datasets, seeds=SEEDS, device=CPU, on_epoch_end=seen.append)
+    assert seen == [1, 2, 3, 4]
+
+    def stop_after_two(epoch: int) -> None:
+        if epoch == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_ensemble(mlp(defense), defense, recipe, datasets, seeds=SEEDS, device=CPU, on_epoch_end=stop_after_two)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tuner.helper_process import HelperGone, HelperProcess
+from tuner.helper_process import Abandoned, HelperGone, HelperProcess, raise_if_abandoned
 
 
 def _gone(pid: int, timeout: float = 10.0) -> bool:
@@ -58,6 +58,35 @@ def test_an_exception_in_the_child_is_raised_here_with_its_type_and_message():
             helper.submit(8).result()
     finally:
         helper.close()
+
+
+def _polls_until_abandoned(steps: int) -> str:
+    """Work that checks for abandonment between steps, as the reference-model epochs do."""
+    for _ in range(steps):
+        raise_if_abandoned()
+        time.sleep(0.01)
+    return "finished"
+
+
+def test_abandoned_work_stops_at_its_next_check_and_the_helper_serves_on():
+    helper = HelperProcess(_polls_until_abandoned)
+    try:
+        assert helper.submit(3).result() == "finished"  # not abandoned: runs to the end
+        long = helper.submit(100_000)  # about 17 minutes of steps unless abandoned
+        long.abandon()
+        with pytest.raises(Abandoned, match="request 2 was abandoned"):
+            long.result()
+        assert helper.submit(2).result() == "finished"  # later requests are not abandoned
+        done = helper.submit(1)
+        assert done.result() == "finished"
+        done.abandon()  # after its answer came: nothing to stop
+        assert helper.submit(1).result() == "finished"
+    finally:
+        helper.close()
+
+
+def test_raise_if_abandoned_does_nothing_outside_the_helper():
+    raise_if_abandoned()
 
 
 def test_a_killed_helper_is_reported_as_gone():

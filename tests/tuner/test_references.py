@@ -80,6 +80,23 @@ def test_reference_models_from_the_helper_equal_those_trained_here(contexts):
         assert a.history == b.history
 
 
+def test_a_pruned_trial_abandons_its_reference_models_and_the_next_trial_is_unchanged(contexts):
+    """The target stops after epoch 1 (as a pruned trial does); the helper drops that trial's references."""
+    import optuna
+
+    beside, here = contexts
+    defense = DefenseConfig(dropout=0.1)
+
+    def prune(log) -> None:
+        raise optuna.TrialPruned("pruned at epoch 1")
+
+    with pytest.raises(optuna.TrialPruned):
+        evaluate_defense(beside, defense, seed=trial_seed(0, 3), on_epoch_end=prune)
+    assert beside.references._helper._abandoned.value >= 1  # the request was marked abandoned
+    seed = trial_seed(0, 4)
+    assert_same_evaluation(evaluate_defense(beside, defense, seed=seed), evaluate_defense(here, defense, seed=seed))
+
+
 def test_a_lost_helper_falls_back_to_training_here(capsys):
     prepared = small_prepared()
     context = prepared.context
