@@ -1,13 +1,15 @@
 """The ``privtune`` command line: one small class per command.
 
 Exit codes (one place): 0 success, 2 bad config or data, 3 no adequate
-defense found, 130 interrupted.
+defense found, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, as
+systemd, Kubernetes and Slurm stop a job; handled like Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import signal
 import sys
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -241,9 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidDefenseError as err:
         print(f"privtune: error: {err}", file=sys.stderr)
         return ConfigError.exit_code
-    except KeyboardInterrupt:
-        print("privtune: interrupted; finished trials are kept in the study", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print(f"privtune: {'terminated' if terminated else 'interrupted'}; finished trials are kept in the study",
+              file=sys.stderr)
+        return 143 if terminated else 130
     except OSError as err:  # an output path that cannot be written: a bad argument
         where = f" {err.filename}" if err.filename else ""
         print(f"privtune: error: cannot write{where}: {err.strerror or err}; choose a writable path", file=sys.stderr)
@@ -355,6 +359,14 @@ def _open_run(run: Path, storage: str | None) -> tuple[Prepared, RunFolder, optu
     return prepared, folder, study
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so it stops as after Ctrl-C (the running trial marked failed)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def run() -> None:
     """The ``privtune`` command as a process: :func:`main`, then exit with its code.
 
@@ -369,7 +381,12 @@ def run() -> None:
     start and exit (median of 6 runs on a 2-core machine); see
     ``benchmarks/main_job_speedup.py`` for the whole main job.
     In-process callers (tests) use :func:`main`, which freezes nothing.
+
+    SIGTERM is turned into :class:`Terminated` (a ``KeyboardInterrupt``):
+    the running trial is marked failed, the helper process is closed, and
+    the exit code is 143.
     """
+    signal.signal(signal.SIGTERM, _raise_terminated)
     gc.freeze()
     code = main()
     gc.freeze()

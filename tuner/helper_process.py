@@ -11,7 +11,7 @@ plumbing: fork once, send a request, collect the answer.
   pickling any of it; only requests and answers cross the pipe, pickled.
 * Answers arrive in order. A request whose answer was never collected (its
   trial was pruned or failed meanwhile) is drained before the next one.
-* The child ignores Ctrl-C (the main process handles it) and ends when the
+* The child ignores Ctrl-C (the main process handles it), dies of SIGTERM, and ends when the
   main process closes the pipe or dies, even by SIGKILL: its next read of
   the pipe, or its next answer, fails, and it exits.
 * If the child dies, :meth:`HelperProcess.submit` and
@@ -185,6 +185,7 @@ def _serve(work: Callable[[Any], Any], conn: Connection, parents_end: Connection
     global _current
     parents_end.close()  # else the child would keep its own pipe open after the parent dies
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the main process's handler (tuner.cli.run)
     number = 0
     while True:
         try:

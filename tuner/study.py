@@ -12,6 +12,7 @@ caller, so the loop itself only trains, measures and records.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 import warnings
@@ -23,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from defenses import DefenseConfig, EpochLog
 from objectives import adequacy_constraint, exposure_constraint, weighted_objective
-from tuner.config import RunConfig
+from tuner.config import RunConfig, config_to_dict
 from tuner.figures import ROC_ATTR, roc_summary
 from tuner.errors import ConfigError
 from tuner.liveness import WORKER_ATTR, fail_dead_trials, this_worker
@@ -119,13 +120,65 @@ class SharedStudy:
             return trial
 
 
+SETTINGS_ATTR = "settings"  # study user attribute: the config settings its trials were measured with
+# Config keys that may differ between the runs and workers of one study: where things are
+# (paths, storage, devices), how many trials, and what happens after the trials.
+_FREE_SETTINGS = {
+    "study": ("name", "storage", "trials"),
+    "data": ("path", "test_path", "python_path"),
+    "model": ("python_path",),
+    "training": ("device", "threads", "processes"),
+    "confirmation": None,
+    "audit": None,
+}
+
+
+def study_settings(config: RunConfig) -> dict[str, Any]:
+    """The config settings that decide what a study's trials measure, JSON-ready.
+
+    Everything but what :data:`_FREE_SETTINGS` lists: the data (besides its
+    fingerprint) and roles, the model and recipe, the threat model, the
+    adequacy bound, the objective, the search space and the study's seed,
+    pruning and search budget. A trial's figures are only comparable with
+    trials measured under the same settings.
+    """
+    settings = config_to_dict(config)
+    for section, keys in _FREE_SETTINGS.items():
+        if keys is None:
+            settings.pop(section, None)
+        else:
+            for key in keys:
+                settings.get(section, {}).pop(key, None)
+    return json.loads(json.dumps(settings))  # tuples as lists, as the storage gives them back
+
+
+def settings_differences(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: stored → current`` for every dotted key whose value differs, sorted.
+
+    Example:
+        >>> settings_differences({"training": {"epochs": 5, "batch_size": 64}},
+        ...                      {"training": {"epochs": 6, "batch_size": 64}})
+        ['training.epochs: 5 → 6']
+    """
+    lines = []
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += settings_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            lines.append(f"{prefix}{key}: {json.dumps(old)} → {json.dumps(new)}")
+    return lines
+
+
 def open_study(config: RunConfig, url: str, *, data_fingerprint: str) -> SharedStudy:
     """Create the study or continue the one already in the storage at ``url``.
 
     Several workers may call this at once: Optuna's ``load_if_exists`` makes
     exactly one of them create the study. A study that was started on other
-    data is refused (resuming it would mix trials measured on different
-    people), with a message saying how to start a new one.
+    data, or with other settings (:func:`study_settings`), is refused:
+    resuming it would mix trials measured on different people or under a
+    different recipe, threat model or bound. The message names what differs
+    and how to start a new study; nothing is changed.
     """
     directions = ["maximize", "minimize"] if config.objective.mode == "pareto" else ["maximize"]
     try:
@@ -143,16 +196,31 @@ def open_study(config: RunConfig, url: str, *, data_fingerprint: str) -> SharedS
             f"--storage / study.storage: cannot open the study storage {shown_url(url)!r}: {str(err).splitlines()[0]}; "
             "check that the database server is running and the URL's user, password and database exist"
         ) from None
+    settings = study_settings(config)
     with study_lock(storage, config.study.name, "claim"):
-        stored = study.user_attrs.get("data_fingerprint")
+        attrs = study.user_attrs
+        stored = attrs.get("data_fingerprint")
         if stored is None:
             study.set_user_attr("data_fingerprint", data_fingerprint)
             stored = data_fingerprint
+        stored_settings = attrs.get(SETTINGS_ATTR)
+        if stored_settings is None:  # a new study (or one from before settings were recorded)
+            study.set_user_attr(SETTINGS_ATTR, settings)
+            stored_settings = settings
     if stored != data_fingerprint:
         raise ConfigError(
             f"study.name: the study {config.study.name!r} in {shown_url(url)} was run on other data "
             f"(fingerprint {stored[:12]} vs {data_fingerprint[:12]}); choose another --out folder "
             "or study.name to start a new study, nothing was changed"
+        )
+    changed = settings_differences(stored_settings, settings)
+    if changed:
+        shown = "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise ConfigError(
+            f"the study {config.study.name!r} in {shown_url(url)} was run with other settings ({shown}); "
+            "its trials would not be comparable with new ones. Use the study's settings (its run folder's "
+            "config.yaml) to continue it, or another --out folder or study.name to start a new study; "
+            "nothing was changed"
         )
     if [d.name.lower() for d in study.directions] != directions:
         raise ConfigError(

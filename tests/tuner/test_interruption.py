@@ -148,3 +148,32 @@ class TestLiveness:
         assert not is_dead_here({**gone, "pid_namespace": "pid:[1]"})
         assert not is_dead_here({**gone, "boot": "another-boot"})
         assert not is_dead_here(None) and not is_dead_here({})
+
+
+@pytest.mark.slow
+def test_sigterm_mid_trial_marks_it_failed_and_exits_143(tmp_path):
+    """SIGTERM (systemd, Kubernetes, Slurm) stops a run as Ctrl-C does: no trial is left running."""
+    config = tmp_path / "interrupted.yaml"
+    config.write_text(yaml.safe_dump(INTERRUPTED, sort_keys=False))
+    out = tmp_path / "run"
+    log = tmp_path / "first.log"
+    with open(log, "w") as sink:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "tuner.cli", "tune", str(config), "--out", str(out)],
+            cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_a_trial_in_progress(first, out / "study.db", log)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 143
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    text = log.read_text()
+    assert "privtune: terminated; finished trials are kept in the study" in text
+    assert "Traceback" not in text
+    trials = load(out / "study.db").trials
+    assert trials[-1].state == State.FAIL  # marked failed on the way out, not left RUNNING
+    assert not [t for t in trials if t.state in (State.RUNNING, State.WAITING)]
+    assert [t for t in trials if t.state == State.COMPLETE]
