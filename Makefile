@@ -4,7 +4,7 @@
 #
 # TORCH_SPEC picks the torch build installed before everything else. The
 # default pin matches the CPU wheel that these machines keep on disk, so the
-# install takes seconds; a GPU user can pass e.g. TORCH_SPEC=torch or install
+# torch install takes seconds (the whole set-up about a minute); a GPU user can pass e.g. TORCH_SPEC=torch or install
 # privtune with plain `pip install .` into an environment that has CUDA torch.
 
 PYTHON ?= python3

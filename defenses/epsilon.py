@@ -81,7 +81,9 @@ PRV_DELTA_ERROR_FRACTION = 1e-3
 CURVE_EPS_ERROR_PER_EPOCH_GAIN = 0.25
 CURVE_MAX_EPS_ERROR = 1.0
 
-_LARGEST_ALPHA_WARNING = ".*Optimal order is the largest alpha.*"
+# RDP advice on the alpha range ("Optimal order is the largest/smallest alpha"): it speaks to
+# a reported RDP ε, not to the RDP figures that only size the PRV domain or the curve error.
+_ALPHA_RANGE_WARNING = ".*Optimal order is the (largest|smallest) alpha.*"
 
 
 def compute_epsilon(
@@ -263,10 +265,10 @@ def _prv_domain(
     """The domain ``PRVAccountant`` discretizes on for ``steps`` steps at these errors."""
     # compute_safe_domain_size: the larger of the RDP ε of the whole run at
     # δ_error/4 and of one step at δ_error/(8·T), plus a margin. These only
-    # size the domain, so RDP's "optimal order is the largest alpha" advice
+    # size the domain, so RDP's advice on the alpha range
     # does not apply to the reported ε.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LARGEST_ALPHA_WARNING)
+        warnings.filterwarnings("ignore", message=_ALPHA_RANGE_WARNING)
         l_max = max(
             _rdp_epsilon(noise_multiplier, sample_rate, steps, delta_error / 4),
             _rdp_epsilon(noise_multiplier, sample_rate, 1, delta_error / (8 * steps)),
@@ -287,7 +289,7 @@ def _curve_eps_error(
     if planned_steps <= epoch_steps:
         return PRV_EPS_ERROR
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LARGEST_ALPHA_WARNING)
+        warnings.filterwarnings("ignore", message=_ALPHA_RANGE_WARNING)
         last_epoch = _rdp_epsilon(
             noise_multiplier, sample_rate, planned_steps, delta
         ) - _rdp_epsilon(noise_multiplier, sample_rate, planned_steps - epoch_steps, delta)
@@ -390,7 +392,7 @@ def _cached_noise_multiplier(
 ) -> float:
     with warnings.catch_warnings(), np.errstate(divide="ignore"):
         if accountant == "prv":  # its RDP calls only size the PRV domain
-            warnings.filterwarnings("ignore", message=_LARGEST_ALPHA_WARNING)
+            warnings.filterwarnings("ignore", message=_ALPHA_RANGE_WARNING)
         return float(
             get_noise_multiplier(
                 target_epsilon=target_epsilon,

@@ -89,8 +89,9 @@ class Tune(Command):
         write_atomic(folder.root / RUN_CONFIG, yaml.safe_dump(_portable_config(config), sort_keys=False))
         target, done = shared.target(requested), shared.finished()
         if 0 < target <= done and not args.quiet:
-            print(f"privtune: the study already holds {done} of {target} trials; pass --trials N "
-                  "with a larger N to add more", file=sys.stderr)
+            held = f"{done} of {target} trials" if done == target else f"{done} trials, more than the {target} asked for"
+            print(f"privtune: the study already holds {held}: no trial to run (pass --trials N "
+                  f"with N > {done} to add more)", file=sys.stderr)
         observers = [] if args.quiet else [
             ProgressPrinter(
                 target,

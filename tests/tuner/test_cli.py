@@ -74,6 +74,9 @@ def test_tune_writes_every_output_and_continues_the_study(tmp_path):
     assert len(study.trials) == 5
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert sum(bool(t.user_attrs.get("baseline")) for t in study.trials) == 1
+    smaller = privtune("tune", str(config), "--out", str(out), "--trials", "2", cwd=tmp_path)
+    assert "already holds 5 trials, more than the 2 asked for: no trial to run" in smaller.stderr
+    assert len(optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}").trials) == 5
     with open(out / "trials.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 5
     if second.returncode == 0:
