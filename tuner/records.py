@@ -17,8 +17,6 @@ from objectives import is_adequate
 from tuner.search_space import BASELINE_ATTR
 from tuner.trial import Evaluation
 
-
-
 EVALUATION_ATTR = "evaluation"  # the trial user attribute holding its whole evaluation
 
 
