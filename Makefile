@@ -2,10 +2,12 @@
 # built-in default data set; `make test` runs the test suite. Both create the
 # virtual environment in .venv on first use.
 #
-# TORCH_SPEC picks the torch build installed before everything else. The
-# default pin matches the CPU wheel that these machines keep on disk, so the
-# torch install takes seconds (the whole set-up about a minute); a GPU user can pass e.g. TORCH_SPEC=torch or install
-# privtune with plain `pip install .` into an environment that has CUDA torch.
+# TORCH_SPEC picks the torch build installed before everything else, unless
+# .venv already has a torch that imports. The default pin matches the CPU
+# wheel our CI machines keep on disk, so the torch install takes seconds (the
+# whole set-up about a minute). A GPU user installs CUDA torch into a fresh
+# .venv first (see the README), or installs privtune with plain
+# `pip install .` into an environment that has CUDA torch.
 
 PYTHON ?= python3
 VENV ?= .venv

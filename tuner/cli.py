@@ -11,6 +11,7 @@ import argparse
 import gc
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -71,6 +72,8 @@ class Tune(Command):
         requested = config.study.trials if args.trials is None else args.trials
         if requested < 0:
             raise ConfigError(f"--trials: must be an integer >= 0, but got {requested}")
+        # --trials is the study's size: the dry run and RUN/config.yaml show it as study.trials.
+        config = replace(config, study=replace(config.study, trials=requested))
         prepared = prepare(config)
         for warning in prepared.warnings:
             print(f"privtune: warning: {warning}", file=sys.stderr)
@@ -186,7 +189,6 @@ class Audit(Command):
         parser.add_argument("--shadow-models", type=int, help="LiRA-online shadow models (default: audit.shadow_models)")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from dataclasses import replace
 
         from defenses import DefenseConfig
         from tuner.audit import audit_text, run_audit

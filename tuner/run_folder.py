@@ -9,6 +9,7 @@ previous version stays until the new one is complete.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,15 +75,20 @@ def write_atomic(path: Path, text: str) -> None:
 def write_atomic_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
 
-    The file gets the permissions a plainly created file would (0666 less the
-    umask), not ``mkstemp``'s owner-only 0600, so the other users or workers
-    that share a run folder can read it.
+    A new file gets the permissions a plainly created file would (0666 less
+    the umask), not ``mkstemp``'s owner-only 0600, so the other users or
+    workers that share a run folder can read it; a file that is replaced
+    keeps its own permissions.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

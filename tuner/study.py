@@ -219,8 +219,8 @@ def open_study(config: RunConfig, url: str, *, data_fingerprint: str) -> SharedS
         raise ConfigError(
             f"the study {config.study.name!r} in {shown_url(url)} was run with other settings ({shown}); "
             "its trials would not be comparable with new ones. Use the study's settings (its run folder's "
-            "config.yaml) to continue it, or another --out folder or study.name to start a new study; "
-            "nothing was changed"
+            "config.yaml) to continue it, or start a new study under another study.name (or, for the run "
+            "folder's own study.db, another --out folder); nothing was changed"
         )
     if [d.name.lower() for d in study.directions] != directions:
         raise ConfigError(

@@ -11,6 +11,7 @@ a study or outputs that already exist.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -113,14 +114,21 @@ def open_run_study(prepared: Prepared, folder: RunFolder, *, storage: str | None
     """Create the run folder and open (or join) the study in its storage.
 
     The storage is ``storage``, else ``study.storage``, else the SQLite file
-    in the run folder.
+    in the run folder. A folder this call created is removed again when
+    the study is refused, so a refused worker leaves nothing behind.
     """
+    created = not folder.root.exists()
     folder.create()
-    return open_study(
-        prepared.config,
-        storage or prepared.config.study.storage or folder.default_storage,
-        data_fingerprint=prepared.roles.fingerprint,
-    )
+    try:
+        return open_study(
+            prepared.config,
+            storage or prepared.config.study.storage or folder.default_storage,
+            data_fingerprint=prepared.roles.fingerprint,
+        )
+    except ConfigError:
+        if created:
+            shutil.rmtree(folder.root, ignore_errors=True)
+        raise
 
 
 def run_study(

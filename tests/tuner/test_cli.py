@@ -73,6 +73,7 @@ def test_tune_writes_every_output_and_continues_the_study(tmp_path):
     study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.trials) == 5
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert yaml.safe_load((out / "config.yaml").read_text())["study"]["trials"] == 5  # --trials, as resolved
     assert sum(bool(t.user_attrs.get("baseline")) for t in study.trials) == 1
     smaller = privtune("tune", str(config), "--out", str(out), "--trials", "2", cwd=tmp_path)
     assert "already holds 5 trials, more than the 2 asked for: no trial to run" in smaller.stderr

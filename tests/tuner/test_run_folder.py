@@ -28,3 +28,11 @@ def test_an_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     write_atomic(target, "new\n")
     assert target.read_text() == "new\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_a_replaced_file_keeps_its_own_permissions(tmp_path):
+    target = tmp_path / "defense.yaml"
+    target.write_text("old\n")
+    target.chmod(0o600)  # the user restricted it
+    write_atomic(target, "new\n")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_text() == "new\n"

@@ -63,3 +63,21 @@ def test_differences_are_dotted_keys_with_old_and_new_values():
     stored = {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
     current = {"a": {"b": 1, "c": [1, 3]}, "d": "y", "e": None}
     assert settings_differences(stored, current) == ['a.c: [1, 2] → [1, 3]', 'd: "x" → "y"']
+
+
+def test_a_refused_run_leaves_no_new_run_folder(tmp_path):
+    """A worker refused by a shared study removes the --out folder it had just created."""
+    from tuner.run_folder import RunFolder
+    from tuner.tune import open_run_study, prepare
+
+    storage = url(tmp_path)
+    open_study(config(), storage, data_fingerprint=prepare(config()).roles.fingerprint)
+    out = tmp_path / "worker-b"
+    with pytest.raises(ConfigError, match="training.epochs: 5 → 6"):
+        open_run_study(prepare(config(training={"epochs": 6})), RunFolder(out), storage=storage)
+    assert not out.exists()
+    existing = tmp_path / "kept"
+    existing.mkdir()
+    with pytest.raises(ConfigError):
+        open_run_study(prepare(config(training={"epochs": 6})), RunFolder(existing), storage=storage)
+    assert existing.is_dir()  # a folder that was there before is left alone
