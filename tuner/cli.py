@@ -75,10 +75,9 @@ class Tune(Command):
         # --trials is the study's size: the dry run and RUN/config.yaml show it as study.trials.
         config = replace(config, study=replace(config.study, trials=requested))
         prepared = prepare(config)
-        for warning in prepared.warnings:
-            print(f"privtune: warning: {warning}", file=sys.stderr)
         folder = RunFolder(args.out or Path("runs") / config.study.name)
         if args.dry_run:
+            _print_warnings(prepared)
             print(dry_run_text(prepared, folder, n_trials=requested, storage=args.storage), end="")
             return 0
         check_storage_url(args.storage or config.study.storage)
@@ -89,6 +88,7 @@ class Tune(Command):
                 "run `privtune tune` with --trials 1 or more (nothing was written)"
             )
         shared = open_run_study(prepared, folder, storage=args.storage)
+        _print_warnings(prepared)  # after the checks that refuse a run, whose message comes alone
         write_atomic(folder.root / RUN_CONFIG, yaml.safe_dump(_portable_config(config), sort_keys=False))
         target, done = shared.target(requested), shared.finished()
         if 0 < target <= done and not args.quiet:
@@ -255,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {err.filename}" if err.filename else ""
         print(f"privtune: error: cannot write{where}: {err.strerror or err}; choose a writable path", file=sys.stderr)
         return ConfigError.exit_code
+
+
+def _print_warnings(prepared: Prepared) -> None:
+    for warning in prepared.warnings:
+        print(f"privtune: warning: {warning}", file=sys.stderr)
 
 
 def _check_writable_folder(root: Path) -> None:
