@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from dataclasses import replace
 import sys
 import time
 import warnings
@@ -105,32 +104,35 @@ def main() -> int:
     prepared = prepare(default_config())  # sets torch's threads as a study would
     if args.threads:
         torch.set_num_threads(args.threads)
-    tuner_context = prepared.context  # training.processes as the tuner resolves it
-    tuner_context.references.start(tuner_context)  # what tuner.tune.run_study does
-    one_process = replace(tuner_context, references=ReferenceTraining(1))
-    modes = {"one process": one_process}
-    if tuner_context.references.beside:
-        modes["references beside"] = tuner_context
-    tuner_mode = "references beside" if tuner_context.references.beside else "one process"
-    sizes = tuner_context.roles.sizes()
+    context = prepared.context
+    tuner_references = prepared.references  # training.processes as the tuner resolves it
+    tuner_references.start()  # what tuner.tune.run_study does
+    modes = {"one process": ReferenceTraining(context, 1)}
+    if tuner_references.beside:
+        modes["references beside"] = tuner_references
+    tuner_mode = "references beside" if tuner_references.beside else "one process"
+    sizes = context.roles.sizes()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: "
-        f"{sizes['members']} members, K = {tuner_context.n_reference_models} reference models, "
-        f"{tuner_context.recipe.epochs} epochs, batch {tuner_context.recipe.batch_size}; "
-        f"training.processes resolves to {tuner_context.references.processes} ({tuner_mode})",
+        f"{sizes['members']} members, K = {context.n_reference_models} reference models, "
+        f"{context.recipe.epochs} epochs, batch {context.recipe.batch_size}; "
+        f"training.processes resolves to {tuner_references.processes} ({tuner_mode})",
         flush=True,
     )
     rows, verdicts = [], []
     for label, defense in DEFENSES.items():
         seed = trial_seed(prepared.config.study.seed, 0)
-        for context in modes.values():  # warm-up (lazy imports, first allocations)
-            evaluate_defense(context, defense, seed=seed)
+        for references in modes.values():  # warm-up (lazy imports, first allocations)
+            evaluate_defense(context, defense, seed=seed, references=references)
         times: dict[str, list[float]] = {name: [] for name in [*modes, "target"]}
         for rep in range(repeats):
             seed = trial_seed(prepared.config.study.seed, rep + 1)
             calls = [
-                *((name, lambda c=context, s=seed: evaluate_defense(c, defense, seed=s)) for name, context in modes.items()),
-                ("target", lambda s=seed: train_target(one_process, defense, s)),
+                *(
+                    (name, lambda r=references, s=seed: evaluate_defense(context, defense, seed=s, references=r))
+                    for name, references in modes.items()
+                ),
+                ("target", lambda s=seed: train_target(context, defense, s)),
             ]
             for name, call in calls if rep % 2 == 0 else reversed(calls):
                 times[name].append(timed(call))

@@ -112,7 +112,7 @@ class Tune(Command):
             tensorboard.recommendation_made(study, outcome, summary_lines(prepared, outcome), pngs)
         finally:
             tensorboard.close()
-            prepared.context.references.close()
+            prepared.references.close()
         return _finish(prepared, folder, study, outcome, pngs)
 
 
@@ -326,7 +326,7 @@ def dry_run_text(prepared: Prepared, folder: RunFolder, *, n_trials: int, storag
         f"device: {prepared.context.device}"
         + (f" ({prepared.threads} thread(s); training.threads: {config.threads})" if prepared.threads else ""),
         f"reference models: {prepared.context.n_reference_models}, trained "
-        + ("in a second process beside the target" if prepared.context.references.processes == 2
+        + ("in a second process beside the target" if prepared.references.processes == 2
            else "in this process after the target")
         + f" (training.processes: {config.processes})",
         "search space:\n  " + "\n  ".join(prepared.space.describe()),

@@ -21,6 +21,7 @@ import scipy.stats
 from objectives import Exposure, is_adequate
 
 from tuner.records import TrialRecord
+from tuner.references import ReferenceTraining
 from tuner.trial import (
     TrialContext,
     evaluate_defense,
@@ -115,9 +116,18 @@ def utility_prediction_interval(
 
 
 def confirm(
-    context: TrialContext, record: TrialRecord, *, study: optuna.Study, replicates: int, view: str = "realistic"
+    context: TrialContext,
+    record: TrialRecord,
+    *,
+    study: optuna.Study,
+    replicates: int,
+    view: str = "realistic",
+    references: ReferenceTraining | None = None,
 ) -> Confirmation:
     """Retrain ``record``'s defense with ``replicates`` fresh seeds and pool them.
+
+    ``references``: where the retrains' reference models train (see
+    :func:`tuner.trial.evaluate_defense`).
 
     ``view`` says which adequacy test the verdict applies (``realistic`` or
     ``worst_case``, the study's risk view). With ``adequacy.max_exposed``
@@ -142,7 +152,7 @@ def confirm(
     seeds = tuple(
         trial_seed(context.config.study.seed, record.number, replicate) for replicate in range(1, replicates + 1)
     )
-    evaluations = [evaluate_defense(context, record.defense, seed=seed) for seed in seeds]
+    evaluations = [evaluate_defense(context, record.defense, seed=seed, references=references) for seed in seeds]
     runs = [e.scores for e in evaluations]
     realistic = measure_realistic(context, runs)
     worst = measure_worst_case(context, runs)

@@ -117,21 +117,23 @@ class PendingReferences:
 
 
 class ReferenceTraining:
-    """Where a study's reference models train: in this process, or in a helper beside it.
+    """Where one study's reference models train: in this process, or in a helper beside it.
 
     Args:
+        context: the study's trial context (its roles, recipe and device);
+            the helper is a fork of this process made with it.
         processes: 1 (here) or 2 (a helper process, once :meth:`start` forks it).
 
     Until :meth:`start` is called (the tuner calls it before the first trial)
-    everything trains here, so building a context costs no process.
+    everything trains here, so building one costs no process.
     """
 
-    def __init__(self, processes: int = 1) -> None:
+    def __init__(self, context: TrialContext, processes: int = 1) -> None:
         if processes not in (1, 2):
             raise ValueError(f"processes must be 1 or 2, but got {processes!r}")
+        self.context = context
         self.processes = processes
         self._helper: HelperProcess | None = None
-        self._context: TrialContext | None = None  # the context the helper was forked with
         self._started = False
 
     @property
@@ -139,13 +141,14 @@ class ReferenceTraining:
         """True while a helper process trains the reference models."""
         return self._helper is not None and self._helper.alive
 
-    def start(self, context: TrialContext) -> None:
-        """Fork the helper for ``context`` (with 2 processes and reference models; once).
+    def start(self) -> None:
+        """Fork the helper (with 2 processes and reference models to train; once).
 
         Call it before this process starts threads of its own (see
         :mod:`tuner.helper_process`). A helper that was closed or lost is
         not forked again.
         """
+        context = self.context
         if self.processes == 2 and not self._started and context.n_reference_models > 0:
             self._started = True
             self._helper = HelperProcess(
@@ -153,18 +156,17 @@ class ReferenceTraining:
                     context, request[0], seed=request[1], on_epoch_end=lambda _epoch: raise_if_abandoned()
                 )
             )
-            self._context = context
 
-    def begin(self, context: TrialContext, defense: DefenseConfig, *, seed: int) -> PendingReferences:
+    def begin(self, defense: DefenseConfig, *, seed: int) -> PendingReferences:
         """Start training the reference models of one trial; collect them with ``result()``.
 
         With the helper, they train there from now on; otherwise they train
         here when ``result()`` is called (after the target, as before).
         """
         def here() -> list[TrainedModel]:
-            return train_references(context, defense, seed=seed)
+            return train_references(self.context, defense, seed=seed)
 
-        if self._helper is not None and context is self._context:
+        if self._helper is not None:
             try:
                 return PendingReferences(here, self._helper.submit((defense, seed)), owner=self)
             except HelperGone as gone:

@@ -32,6 +32,7 @@ from tuner.records import BASELINE_ATTR, EVALUATION_ATTR, evaluation_attrs
 from tuner.search_budget import planned_runs
 from tuner.search_space import SearchSpace
 from tuner.storage import HEARTBEAT_INTERVAL_S, open_storage, shown_url, study_lock
+from tuner.references import ReferenceTraining
 from tuner.trial import Evaluation, TrialContext, evaluate_defense, trial_seed
 
 # risk − bound, set once per completed trial (Optuna refuses to overwrite it);
@@ -241,14 +242,18 @@ def run_trials(
     target: int,
     observers: Sequence[TrialObserver] = (),
     poll_seconds: float = 5.0,
+    references: ReferenceTraining | None = None,
 ) -> None:
     """Run trials until the study holds ``target`` of them, with any other workers.
+
+    ``references``: where each trial's reference models train (see
+    :func:`tuner.trial.evaluate_defense`).
 
     When no trial is left to claim but other workers still run some, this
     worker waits for them (and takes over the slot of one that dies), so it
     returns only when the study is complete.
     """
-    loop = _TrialLoop(context, space, observers)
+    loop = _TrialLoop(context, space, observers, references)
     while True:
         trial = shared.claim(space, target=target)
         if shared.recovered:
@@ -278,8 +283,15 @@ class _TrialLoop:
     keyed by trial number.
     """
 
-    def __init__(self, context: TrialContext, space: SearchSpace, observers: Sequence[TrialObserver]):
+    def __init__(
+        self,
+        context: TrialContext,
+        space: SearchSpace,
+        observers: Sequence[TrialObserver],
+        references: ReferenceTraining | None = None,
+    ):
         self.context = context
+        self.references = references
         self.space = space
         self.observers = tuple(observers)
         config = context.config
@@ -302,6 +314,7 @@ class _TrialLoop:
             defense,
             seed=trial_seed(config.study.seed, trial.number),
             on_epoch_end=lambda log: self._epoch_finished(trial, log),
+            references=self.references,
         )
         trial.set_user_attr(
             EVALUATION_ATTR,

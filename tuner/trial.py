@@ -56,7 +56,6 @@ class TrialContext:
     device: torch.device
     attacks: tuple[Attack, ...]
     utility: UtilityMetric
-    references: ReferenceTraining = field(default_factory=ReferenceTraining, compare=False, repr=False)
 
     @property
     def recipe(self) -> TrainingRecipe:
@@ -70,20 +69,10 @@ class TrialContext:
         return 0
 
 
-def build_context(
-    config: RunConfig, roles: DataRoles, device: torch.device, utility: UtilityMetric, *, processes: int = 1
-) -> TrialContext:
-    """Instantiate the configured attacks once for the whole study.
-
-    ``processes`` (see :func:`tuner.references.resolve_processes`): 2 lets
-    the reference models train in a helper process beside the target once
-    ``context.references.start(context)`` has forked it.
-    """
+def build_context(config: RunConfig, roles: DataRoles, device: torch.device, utility: UtilityMetric) -> TrialContext:
+    """Instantiate the configured attacks once for the whole study."""
     attacks = tuple(make_attack(name) for name in config.threat_model.attacks)
-    return TrialContext(
-        config=config, roles=roles, device=device, attacks=attacks, utility=utility,
-        references=ReferenceTraining(processes),
-    )
+    return TrialContext(config=config, roles=roles, device=device, attacks=attacks, utility=utility)
 
 
 @dataclass
@@ -123,26 +112,33 @@ def evaluate_defense(
     *,
     seed: int,
     on_epoch_end: Callable[[EpochLog], None] | None = None,
+    references: ReferenceTraining | None = None,
 ) -> Evaluation:
     """Train the target and the attacker's reference models, then measure.
 
     The reference models train on as many attacker-pool records as the
     target did, with the target's recipe and defense when the threat model
     says the attacker knows the recipe (Kerckhoffs), else undefended.
+    ``references`` says where they train (the study's
+    :class:`~tuner.references.ReferenceTraining`: with a helper process,
+    beside the target); without it, here, after the target.
     """
     roles = context.roles
     attacker_defense = defense if context.config.threat_model.knows_recipe else DefenseConfig()
-    # With a helper process they train from now on, beside the target (tuner.references).
-    pending = context.references.begin(context, attacker_defense, seed=seed)
+    if references is None:
+        references = ReferenceTraining(context)
+    elif references.context is not context:
+        raise ValueError("references: a ReferenceTraining of another context (build it with this one)")
+    pending = references.begin(attacker_defense, seed=seed)
     try:
         target = _train(context, defense, (roles.members.X, roles.members.y), seed=seed, on_epoch_end=on_epoch_end)
     except BaseException:
         pending.abandon()  # pruned or failed: nobody will read its reference models
         raise
-    references = pending.result()
+    reference_models = pending.result()
 
     observed = {
-        name: _observe(context, target, references, split)
+        name: _observe(context, target, reference_models, split)
         for name, split in (
             ("members", roles.members),
             ("nonmembers", roles.nonmembers),

@@ -27,7 +27,7 @@ from tuner.confirmation import Confirmation, confirm
 from tuner.data import load_data
 from tuner.errors import ConfigError, DataError
 from tuner.records import TrialRecord, completed_records
-from tuner.references import resolve_processes
+from tuner.references import ReferenceTraining, resolve_processes
 from tuner.roles import DataRoles, split_roles
 from tuner.run_folder import RunFolder
 from tuner.search_space import SearchSpace
@@ -48,6 +48,7 @@ class Prepared:
     context: TrialContext
     space: SearchSpace
     data_name: str
+    references: ReferenceTraining    # where the reference models train (training.processes)
     warnings: tuple[str, ...] = ()   # e.g. the lowest calibration FPR is too small for the data
     threads: int | None = None       # torch intra-op threads on the CPU (None on CUDA)
 
@@ -92,7 +93,7 @@ def prepare(config: RunConfig) -> Prepared:
         raise ConfigError(f"training.device: {err}") from None
     threads = _use_cpu_threads(config, roles, device)
     processes = resolve_processes(config.processes, device=device, threads=threads)
-    context = build_context(config, roles, device, metric, processes=processes)
+    context = build_context(config, roles, device, metric)
     threat = config.threat_model
     warning = resolution_warning(
         n_nonmembers=len(roles.nonmembers),
@@ -105,6 +106,7 @@ def prepare(config: RunConfig) -> Prepared:
         context=context,
         space=SearchSpace(config.search_space),
         data_name=data.name,
+        references=ReferenceTraining(context, processes),
         warnings=() if warning is None else (warning,),
         threads=threads,
     )
@@ -146,8 +148,10 @@ def run_study(
     2 the reference-model helper is forked here, before the trial loop starts
     threads (heartbeats, TensorBoard writers).
     """
-    prepared.context.references.start(prepared.context)
-    run_trials(shared, prepared.context, prepared.space, target=target, observers=observers)
+    prepared.references.start()
+    run_trials(
+        shared, prepared.context, prepared.space, target=target, observers=observers, references=prepared.references
+    )
     return shared.study
 
 
@@ -170,7 +174,12 @@ def recommend(prepared: Prepared, study: optuna.Study) -> Recommendation:
     )
     for candidate in rank_candidates(records, view=view):
         verdict = confirm(
-            prepared.context, candidate, study=study, replicates=config.confirmation.seeds, view=view
+            prepared.context,
+            candidate,
+            study=study,
+            replicates=config.confirmation.seeds,
+            view=view,
+            references=prepared.references,
         )
         if verdict.adequate:
             outcome.chosen, outcome.confirmation = candidate, verdict

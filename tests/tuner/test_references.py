@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -44,14 +42,14 @@ def assert_same_evaluation(a, b) -> None:
 
 @pytest.fixture(scope="module")
 def contexts():
-    """The same study's context twice: the helper forked for one, everything in-process for the other."""
+    """One study's context with its reference training twice: the helper forked, and all in-process."""
     prepared = small_prepared()
-    beside = prepared.context
-    here = replace(beside, references=ReferenceTraining(1))
-    beside.references.start(beside)
-    assert beside.references.beside and not here.references.beside
-    yield beside, here
-    beside.references.close()
+    context, beside = prepared.context, prepared.references
+    here = ReferenceTraining(context, 1)
+    beside.start()
+    assert beside.beside and not here.beside
+    yield context, beside, here
+    beside.close()
 
 
 @pytest.mark.parametrize(
@@ -63,17 +61,22 @@ def contexts():
     ids=["dropout", "dp-early-stop"],
 )
 def test_a_trial_is_the_same_with_references_beside_the_target(contexts, defense):
-    beside, here = contexts
+    context, beside, here = contexts
     seed = trial_seed(0, 7)
-    assert_same_evaluation(evaluate_defense(beside, defense, seed=seed), evaluate_defense(here, defense, seed=seed))
+    assert_same_evaluation(
+        evaluate_defense(context, defense, seed=seed, references=beside),
+        evaluate_defense(context, defense, seed=seed, references=here),
+    )
+    # Without references, everything trains here: the same trial again.
+    assert_same_evaluation(evaluate_defense(context, defense, seed=seed), evaluate_defense(context, defense, seed=seed, references=here))
 
 
 def test_reference_models_from_the_helper_equal_those_trained_here(contexts):
-    beside, here = contexts
+    context, beside, _ = contexts
     defense = DefenseConfig(dropout=0.2)
-    from_helper = beside.references.begin(beside, defense, seed=11).result()
-    trained_here = train_references(here, defense, seed=11)
-    assert len(from_helper) == len(trained_here) == beside.n_reference_models == 2
+    from_helper = beside.begin(defense, seed=11).result()
+    trained_here = train_references(context, defense, seed=11)
+    assert len(from_helper) == len(trained_here) == context.n_reference_models == 2
     for a, b in zip(from_helper, trained_here):
         for (name, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
             assert torch.equal(p, q), name
@@ -84,31 +87,41 @@ def test_a_pruned_trial_abandons_its_reference_models_and_the_next_trial_is_unch
     """The target stops after epoch 1 (as a pruned trial does); the helper drops that trial's references."""
     import optuna
 
-    beside, here = contexts
+    context, beside, here = contexts
     defense = DefenseConfig(dropout=0.1)
 
     def prune(log) -> None:
         raise optuna.TrialPruned("pruned at epoch 1")
 
     with pytest.raises(optuna.TrialPruned):
-        evaluate_defense(beside, defense, seed=trial_seed(0, 3), on_epoch_end=prune)
-    assert beside.references._helper._abandoned.value >= 1  # the request was marked abandoned
+        evaluate_defense(context, defense, seed=trial_seed(0, 3), on_epoch_end=prune, references=beside)
+    assert beside._helper._abandoned.value >= 1  # the request was marked abandoned
     seed = trial_seed(0, 4)
-    assert_same_evaluation(evaluate_defense(beside, defense, seed=seed), evaluate_defense(here, defense, seed=seed))
+    assert_same_evaluation(
+        evaluate_defense(context, defense, seed=seed, references=beside),
+        evaluate_defense(context, defense, seed=seed, references=here),
+    )
+
+
+def test_references_of_another_context_are_refused(contexts):
+    context, beside, _ = contexts
+    other = small_prepared().context
+    with pytest.raises(ValueError, match="a ReferenceTraining of another context"):
+        evaluate_defense(other, DefenseConfig(), seed=1, references=beside)
 
 
 def test_a_lost_helper_falls_back_to_training_here(capsys):
     prepared = small_prepared()
-    context = prepared.context
-    context.references.start(context)
-    expected = evaluate_defense(replace(context, references=ReferenceTraining(1)), DefenseConfig(), seed=5)
-    os.kill(context.references._helper._process.pid, signal.SIGKILL)
-    context.references._helper._process.join(timeout=5)
-    assert_same_evaluation(evaluate_defense(context, DefenseConfig(), seed=5), expected)
+    context, references = prepared.context, prepared.references
+    references.start()
+    expected = evaluate_defense(context, DefenseConfig(), seed=5)
+    os.kill(references._helper._process.pid, signal.SIGKILL)
+    references._helper._process.join(timeout=5)
+    assert_same_evaluation(evaluate_defense(context, DefenseConfig(), seed=5, references=references), expected)
     assert "training the reference models in this process from now on" in capsys.readouterr().err
-    assert not context.references.beside
-    context.references.start(context)  # not forked again
-    assert not context.references.beside
+    assert not references.beside
+    references.start()  # not forked again
+    assert not references.beside
 
 
 class TestResolveProcesses:
@@ -140,5 +153,5 @@ class TestResolveProcesses:
                  "threat_model": {"attacks": ["loss"], "calibration_fprs": [0.1]}}
             )
         )
-        prepared.context.references.start(prepared.context)
-        assert prepared.context.n_reference_models == 0 and not prepared.context.references.beside
+        prepared.references.start()
+        assert prepared.context.n_reference_models == 0 and not prepared.references.beside
