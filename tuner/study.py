@@ -72,6 +72,13 @@ class SharedStudy:
         self.config = config
         self.recovered: list[int] = []  # trials of dead workers this worker marked failed, not yet reported
 
+    def close(self) -> None:
+        """Close the storage's database connections (SQLite: checkpoints and removes its write-ahead log).
+
+        The study stays readable: a later query opens a new connection.
+        """
+        self.storage.engine.dispose()
+
     def fail_dead_trials(self) -> None:
         """Mark failed the RUNNING trials whose worker is gone (call under the claim lock)."""
         self.recovered.extend(fail_dead_trials(self.study))

@@ -50,6 +50,8 @@ def test_tune_writes_every_output_and_continues_the_study(tmp_path):
     assert "[3/3] trial #2" in first.stderr  # progress lines
     for name in ("study.db", "trials.csv", "report.md", "config.yaml"):
         assert (out / name).is_file(), name
+    # The connections were closed: SQLite checkpointed its write-ahead log into study.db and removed it.
+    assert not (out / "study.db-wal").exists() and not (out / "study.db-shm").exists()
     assert "Frontier" in (out / "report.md").read_text()
 
     study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
