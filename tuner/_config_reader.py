@@ -221,7 +221,7 @@ _MODEL_RULES: dict[str, Callable[[Path | None], Rule]] = {
 
 def _read_recipe(
     check: _Checker, model: Any, training: Any, base_dir: Path | None
-) -> tuple[TrainingRecipe, str, int | str, ModelConfig]:
+) -> tuple[TrainingRecipe, str, int | str, int | str, ModelConfig]:
     """model.* and training.* become a TrainingRecipe (validated by defenses), the device,
     the CPU thread and process settings and a ModelConfig."""
     model = check.mapping("model", model, ["hidden_sizes", *_MODEL_RULES])

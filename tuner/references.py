@@ -33,8 +33,6 @@ from tuner.user_code import build_target_model
 if TYPE_CHECKING:
     from tuner.trial import TrialContext
 
-PROCESS_SETTINGS = ("auto", 1, 2)
-
 
 def resolve_processes(setting: int | str, *, device: torch.device, threads: int | None) -> int:
     """Processes a trial trains in: 1, or 2 (reference models beside the target).
@@ -192,4 +190,4 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-__all__ = ["PROCESS_SETTINGS", "PendingReferences", "ReferenceTraining", "resolve_processes", "train_references"]
+__all__ = ["PendingReferences", "ReferenceTraining", "resolve_processes", "train_references"]
